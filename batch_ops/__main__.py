@@ -1,0 +1,3 @@
+from batch_ops.cli import main
+
+raise SystemExit(main())
