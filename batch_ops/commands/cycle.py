@@ -1,0 +1,75 @@
+"""`batch-ops cycle`: enqueue, submit and reconcile; with ``--wait``, until every job is terminal."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from batch_ops.commands._common import add_budget_arg, add_json_arg, add_repo_arg, load, make_engine
+from batch_ops.commands._summary import print_summary
+from batch_ops.commands.enqueue import phases_to_run
+from batch_ops.config import Config
+from batch_ops.engine import RunSummary
+from batch_ops.paths import Layout
+from batch_ops.providers.base import Provider
+from batch_ops.queue import read_queue
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("cycle", help="one full cycle: enqueue, submit, reconcile")
+    add_repo_arg(p)
+    add_json_arg(p)
+    add_budget_arg(p)
+    p.add_argument(
+        "--phase", action="append", help="phase to run (repeatable; default: every eligible phase)"
+    )
+    p.add_argument("--wait", action="store_true", help="poll until every job is completed or failed")
+    p.add_argument(
+        "--timeout", type=float, default=3600.0, help="with --wait: give up after this many seconds"
+    )
+    p.add_argument("--poll", type=float, default=10.0, help="with --wait: seconds between polls")
+    p.set_defaults(func=run)
+
+
+def merge(into: RunSummary, other: RunSummary) -> None:
+    for name in RunSummary.model_fields:
+        value = getattr(other, name)
+        if isinstance(value, list):
+            getattr(into, name).extend(value)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                getattr(into, name)[k] = getattr(into, name).get(k, 0) + v
+        else:
+            setattr(into, name, getattr(into, name) + value)
+
+
+def run_cycle(
+    args: argparse.Namespace, layout: Layout, config: Config, provider: Provider | None = None
+) -> tuple[RunSummary, bool]:
+    """Returns the merged summary and whether every job ended (completed or failed)."""
+    engine = make_engine(args, layout, config, provider)
+    summary = RunSummary()
+    engine.enqueue(phases_to_run(getattr(args, "phase", None), config.policy.eligible_phases), summary)
+    engine.submit(summary)
+    give_up = time.monotonic() + args.timeout
+    while True:
+        step = RunSummary()
+        engine.reconcile(step)
+        merge(summary, step)
+        jobs, _ = read_queue(layout)
+        done = all(j.terminal for j in jobs)
+        if done or not args.wait or time.monotonic() >= give_up:
+            return summary, done
+        time.sleep(args.poll)
+
+
+def run(args: argparse.Namespace) -> int:
+    layout, config = load(args)
+    summary, done = run_cycle(args, layout, config)
+    print_summary(summary, as_json=args.json)
+    if args.wait and not done:
+        print(
+            f"timed out after {args.timeout:.0f}s with jobs still in flight; run `batch-ops reconcile` later"
+        )
+        return 1
+    return 0

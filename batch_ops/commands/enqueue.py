@@ -1,0 +1,42 @@
+"""`batch-ops enqueue`: turn the tickets of eligible phases into queued jobs (zero tokens)."""
+
+from __future__ import annotations
+
+import argparse
+
+from batch_ops.commands._common import add_json_arg, add_repo_arg, emit_json, load, make_engine
+from batch_ops.engine import RunSummary
+from batch_ops.phases import all_phases
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("enqueue", help="write payloads and queue records for a phase's tickets")
+    add_repo_arg(p)
+    add_json_arg(p)
+    p.add_argument(
+        "--phase", action="append", help="phase to enqueue (repeatable; default: every eligible phase)"
+    )
+    p.set_defaults(func=run)
+
+
+def phases_to_run(requested: list[str] | None, eligible: list[str]) -> list[str]:
+    """Requested phases as given, or every eligible phase this version implements, in config order."""
+    if requested:
+        return requested
+    known = all_phases()
+    return [p for p in eligible if p in known]
+
+
+def run(args: argparse.Namespace) -> int:
+    layout, config = load(args)
+    engine = make_engine(args, layout, config)
+    summary = RunSummary()
+    engine.enqueue(phases_to_run(args.phase, config.policy.eligible_phases), summary)
+    if args.json:
+        emit_json(summary)
+    else:
+        for job_id in summary.enqueued:
+            print(f"queued {job_id}")
+        for note in summary.skipped:
+            print(f"skipped {note}")
+    return 0

@@ -1,0 +1,88 @@
+"""`batch-ops status`: the queue, a pause if any, and the ledger's totals. Reads only."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from batch_ops.commands._common import add_json_arg, add_repo_arg, emit_json, load, warn
+from batch_ops.engine import read_pause
+from batch_ops.ledger import LedgerProblem, iter_ledger
+from batch_ops.queue import read_queue
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="show jobs, pause state and usage totals")
+    add_repo_arg(p)
+    add_json_arg(p)
+    p.set_defaults(func=run)
+
+
+def collect(args: argparse.Namespace) -> dict[str, Any]:
+    layout, _config = load(args)
+    jobs, bad = read_queue(layout)
+    problems: list[LedgerProblem] = []
+    totals = {"requests": 0, "cost_usd": 0.0, "interactive_cost_usd": 0.0, "savings_usd": 0.0}
+    for line in iter_ledger(layout.ledger_file, problems):
+        totals["requests"] += 1
+        totals["cost_usd"] += line.cost_usd
+        totals["interactive_cost_usd"] += line.interactive_cost_usd
+        totals["savings_usd"] += line.savings_usd
+    pause = read_pause(layout)
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[job.status] = counts.get(job.status, 0) + 1
+    return {
+        "paused": pause.model_dump() if pause else None,
+        "counts": counts,
+        "jobs": [
+            {
+                "id": j.id,
+                "phase": j.phase,
+                "model_alias": j.model_alias,
+                "mode": j.mode,
+                "status": j.status,
+                "requests": j.request_count,
+                "round": j.round,
+                "batches": [b.id for b in j.batches if b.id],
+                "settled": j.settled,
+                "error": j.error,
+                "updated_at": j.updated_at,
+            }
+            for j in jobs
+        ],
+        "quarantined_queue_lines": [b.model_dump() for b in bad],
+        "ledger": totals,
+        "ledger_problems": [p.model_dump() for p in problems],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    data = collect(args)
+    for bad in data["quarantined_queue_lines"]:
+        warn(f"batch-queue.jsonl line {bad['line_number']}: {bad['reason']} (kept aside by the next write)")
+    for prob in data["ledger_problems"]:
+        warn(f"usage-ledger.jsonl line {prob['line_number']}: {prob['reason']}")
+    if args.json:
+        emit_json(data)
+        return 0
+    if data["paused"]:
+        p = data["paused"]
+        print(f"PAUSED ({p['kind']}) since {p['since']}: {p['reason']}")
+        print("  run `batch-ops resume` once the cause is fixed")
+    if not data["jobs"]:
+        print("no jobs")
+    for job in data["jobs"]:
+        settled = ", ".join(f"{k} {v}" for k, v in sorted(job["settled"].items())) or "-"
+        print(
+            f"{job['id']}  {job['phase']:<24} {job['model_alias']:<9} {job['status']:<10} "
+            f"requests {job['requests']:<6} round {job['round']}  settled: {settled}"
+        )
+        if job["error"]:
+            print(f"    error: {job['error']}")
+    t = data["ledger"]
+    print(
+        f"ledger: {t['requests']} request(s), cost ${t['cost_usd']:.4f}, "
+        f"interactive equivalent ${t['interactive_cost_usd']:.4f}, saved ${t['savings_usd']:.4f}"
+    )
+    return 0

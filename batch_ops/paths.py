@@ -1,0 +1,109 @@
+"""Where batch-ops keeps its files inside the user's repository, and the rule that keeps them there.
+
+Paths read from state files (a hand-edited queue line, a ticket id turned into a file name) are
+untrusted: ``confine`` refuses anything that would resolve outside the directory it belongs to,
+including through a symlink.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from batch_ops.errors import PathError
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def relative_only(candidate: str | Path) -> Path:
+    """Return ``candidate`` as a relative path, refusing absolute paths, ``..`` and NUL bytes."""
+    text = str(candidate)
+    if not text or "\x00" in text:
+        raise PathError(f"empty or NUL path refused: {text!r}")
+    path = Path(text)
+    if path.is_absolute():
+        raise PathError(f"absolute path refused: {text}")
+    if ".." in path.parts:
+        raise PathError(f"path with '..' refused: {text}")
+    return path
+
+
+def safe_file_name(text: str, *, limit: int = 80) -> str:
+    """A file-name fragment made only of safe characters (ids come from user-written tickets)."""
+    cleaned = _SAFE_NAME.sub("_", text).strip("._")
+    return (cleaned or "item")[:limit]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The repository's batch-ops files, all derived from the repository root."""
+
+    root: Path
+    data_dir: str = "backlog/data"
+
+    @property
+    def ops_dir(self) -> Path:
+        return self.root / ".backlog-ops"
+
+    @property
+    def queue_file(self) -> Path:
+        return self.ops_dir / "batch-queue.jsonl"
+
+    @property
+    def queue_quarantine(self) -> Path:
+        return self.ops_dir / "batch-queue.quarantine.jsonl"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.ops_dir / ".lock"
+
+    @property
+    def ledger_file(self) -> Path:
+        return self.ops_dir / "usage-ledger.jsonl"
+
+    @property
+    def pause_file(self) -> Path:
+        return self.ops_dir / "paused.json"
+
+    @property
+    def payloads_dir(self) -> Path:
+        return self.ops_dir / "payloads"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.ops_dir / "results"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.ops_dir / "reports"
+
+    @property
+    def backlog_dir(self) -> Path:
+        return self.root / self.data_dir
+
+    def rel(self, path: Path) -> str:
+        """Repository-relative POSIX path, the form stored in state files."""
+        return path.resolve().relative_to(self.root.resolve()).as_posix()
+
+    def resolve_ops_path(self, stored: str) -> Path:
+        """Resolve a path read from a state file; it must stay inside ``.backlog-ops/``."""
+        return self._resolve_inside(self.ops_dir, stored)
+
+    def resolve_backlog_path(self, stored: str) -> Path:
+        """Resolve a ticket path read from a state file; it must stay inside the data dir."""
+        return self._resolve_inside(self.backlog_dir, stored)
+
+    def _resolve_inside(self, base: Path, stored: str) -> Path:
+        rel = relative_only(stored)
+        full = (self.root / rel).resolve()
+        base_real = base.resolve()
+        if full != base_real and base_real not in full.parents:
+            raise PathError(f"path {stored!r} resolves outside {self.rel_or_abs(base)}")
+        return full
+
+    def rel_or_abs(self, path: Path) -> str:
+        try:
+            return self.rel(path)
+        except ValueError:
+            return str(path)

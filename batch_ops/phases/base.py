@@ -1,0 +1,109 @@
+"""What a phase is: build requests from tickets with zero tokens, check an answer, apply results.
+
+A new phase is one new module with a ``Phase`` subclass, listed in ``phases/__init__.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from batch_ops.backlog import BacklogScan
+from batch_ops.config import Config
+from batch_ops.ledger import Usage
+from batch_ops.paths import Layout
+from batch_ops.triage import TriageResult
+
+_CUSTOM_ID_BAD = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class OutputError(Exception):
+    """A model answer that does not fit the phase's schema: that item fails, nothing is applied."""
+
+
+class ItemMeta(BaseModel):
+    """What the engine keeps beside each request so results map back without the ticket."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ticket_id: str | None = None
+    ticket_path: str | None = None
+    content_hash: str | None = None
+
+
+class PlannedItem(BaseModel):
+    custom_id: str
+    params: dict[str, Any]
+    meta: ItemMeta = Field(default_factory=ItemMeta)
+
+
+class PlannedJob(BaseModel):
+    """One job's worth of requests, all for one model alias."""
+
+    model_alias: str
+    items: list[PlannedItem]
+
+
+class SettledResult(BaseModel):
+    """The final word on one request of a job, as stored in the job's results file."""
+
+    custom_id: str
+    status: Literal["succeeded", "failed"]
+    meta: ItemMeta = Field(default_factory=ItemMeta)
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    batch_id: str | None = None
+    attempts: int = 1
+    usage: Usage = Field(default_factory=Usage)
+    model: str | None = None
+
+
+@dataclass
+class PhaseContext:
+    layout: Layout
+    config: Config
+    scan: BacklogScan
+    triage: dict[str, TriageResult]
+
+
+class ApplySummary(BaseModel):
+    applied: int = 0
+    failed: int = 0
+    skipped: int = 0
+    report_path: str | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+def make_custom_id(code: str, *parts: str) -> str:
+    """``{code}-{part}[--{part}]``: valid for the API (``^[a-zA-Z0-9_-]{1,64}$``) and readable back."""
+    body = "--".join(_CUSTOM_ID_BAD.sub("_", p) for p in parts)
+    cid = f"{code}-{body}"
+    if len(cid) > 64:
+        digest = hashlib.sha256(cid.encode()).hexdigest()[:10]
+        cid = f"{cid[:53]}_{digest}"
+    return cid
+
+
+class Phase(abc.ABC):
+    name: str
+    workflow: str
+    code: str  # custom_id prefix, e.g. "btv"
+    max_output_tokens: int = 1024
+
+    @abc.abstractmethod
+    def plan(self, ctx: PhaseContext) -> list[PlannedJob]:
+        """Zero-token: the requests this phase would send now, grouped by model alias."""
+
+    @abc.abstractmethod
+    def parse_output(self, text: str) -> dict[str, Any]:
+        """Validate a model answer; raise OutputError with the reason if it does not fit."""
+
+    @abc.abstractmethod
+    def apply(self, ctx: PhaseContext, job_id: str, results: Iterator[SettledResult]) -> ApplySummary:
+        """Apply a completed job's settled results (reports, ticket edits)."""

@@ -1,0 +1,93 @@
+"""The provider interface: the few calls the engine needs from a batch API.
+
+A second provider (OpenAI Batch, say) is one new module implementing ``Provider`` and
+raising ``ProviderCallError``; nothing else changes. Records here are provider-neutral.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from batch_ops.ledger import Usage
+
+Outcome = Literal["succeeded", "errored", "expired", "canceled"]
+
+
+class ProviderRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    custom_id: str
+    params: dict[str, Any]
+
+
+class BatchInfo(BaseModel):
+    id: str
+    status: Literal["in_progress", "canceling", "ended"]
+    created_at: dt.datetime
+    request_count: int
+    counts: dict[str, int] = Field(default_factory=dict)
+    ended_at: dt.datetime | None = None
+
+
+class ProviderResult(BaseModel):
+    """One request's outcome. ``text`` is the answer: the text, or a forced tool's input as JSON."""
+
+    custom_id: str
+    outcome: Outcome
+    text: str | None = None
+    model: str | None = None
+    stop_reason: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+class ProviderCallError(Exception):
+    """A failed call, described well enough for ``policy.classify`` and for a one-line message.
+
+    ``message`` must never carry headers, keys or request bodies.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_type: str | None = None,
+        retry_after: float | None = None,
+        connection: bool = False,
+        timeout: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.error_type = error_type
+        self.retry_after = retry_after
+        self.connection = connection
+        self.timeout = timeout
+
+
+class Provider(Protocol):
+    name: str
+
+    def create_batch(self, requests: Sequence[ProviderRequest]) -> BatchInfo: ...
+
+    def retrieve_batch(self, batch_id: str) -> BatchInfo: ...
+
+    def list_batches(self, *, page_size: int = 100) -> Iterator[BatchInfo]:
+        """Newest first."""
+        ...
+
+    def cancel_batch(self, batch_id: str) -> BatchInfo: ...
+
+    def iter_results(self, batch_id: str) -> Iterator[ProviderResult]:
+        """Stream results in whatever order the provider sends them."""
+        ...
+
+    def create_message(self, request: ProviderRequest) -> ProviderResult:
+        """Run one request interactively (full price, immediate)."""
+        ...

@@ -1,0 +1,248 @@
+"""The job queue: ``.backlog-ops/batch-queue.jsonl``, one JSON object per job.
+
+All writes go through ``QueueStore``: an exclusive lock on ``.backlog-ops/.lock`` for the whole
+read-modify-write, and an atomic rewrite (temp file, fsync, rename, fsync of the directory), so a
+kill at any instant leaves either the old file or the new one. A line that does not parse is
+copied to the quarantine file before the queue is rewritten without it: reported, never dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from batch_ops.errors import StateError
+from batch_ops.paths import Layout
+
+JobStatus = Literal["queued", "submitted", "running", "completed", "failed"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed"})
+
+# A job may go back to queued: from submitted/running when a follow-up batch must wait for a
+# slot, and from failed once when the operator retries it after fixing the payload.
+ALLOWED: dict[str, frozenset[str]] = {
+    "queued": frozenset({"submitted", "failed"}),
+    "submitted": frozenset({"running", "queued", "completed", "failed"}),
+    "running": frozenset({"queued", "completed", "failed"}),
+    "completed": frozenset(),
+    "failed": frozenset({"queued"}),
+}
+
+BatchStatus = Literal["creating", "in_progress", "ended", "downloaded", "settled", "lost"]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def iso(ts: dt.datetime) -> str:
+    return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class BatchRef(BaseModel):
+    """One provider batch owned by a job. ``id`` is None while the create call is in doubt."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    round: int = 1
+    chunk: int = 0  # index of this batch's slice of the round's requests
+    request_count: int
+    status: BatchStatus = "creating"
+    create_attempts: int = 0  # > 0 with no id: a create may have succeeded; look before creating
+    ledger_state: Literal["appending", "done"] | None = None
+    intent_at: str
+    submitted_at: str | None = None
+    ended_at: str | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
+class JobRecord(BaseModel):
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    id: str
+    workflow: str
+    phase: str
+    payload_path: str
+    provider: str = "anthropic"
+    model_alias: str
+    status: JobStatus = "queued"
+    attempts: int = 0
+    created_at: str
+    updated_at: str
+    result_path: str | None = None
+    error: str | None = None
+    mode: Literal["batch", "interactive"] = "batch"
+    request_count: int = 0
+    batches: list[BatchRef] = Field(default_factory=list)
+    round: int = 1  # 1 = the whole payload; n > 1 = the follow-up of round n-1's unsettled items
+    round_submitted: bool = False  # every chunk of the current round has a batch
+    settled: dict[str, int] = Field(default_factory=dict)  # outcome -> count
+    next_attempt_at: str | None = None
+    retried_by_operator: bool = False
+    report_path: str | None = None
+
+    def transition(self, new: JobStatus, *, error: str | None = None) -> None:
+        if new != self.status and new not in ALLOWED[self.status]:
+            raise StateError(f"job {self.id}: illegal status change {self.status} -> {new}")
+        self.status = new
+        if error is not None:
+            self.error = error
+        self.touch()
+
+    def touch(self) -> None:
+        self.updated_at = iso(utcnow())
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def in_flight(self) -> list[BatchRef]:
+        return [b for b in self.batches if b.status in ("creating", "in_progress")]
+
+
+class QuarantinedLine(BaseModel):
+    line_number: int
+    reason: str
+    text: str
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that a reader (or a crash) sees the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def parse_queue_text(text: str) -> tuple[list[JobRecord], list[QuarantinedLine]]:
+    jobs: list[JobRecord] = []
+    bad: list[QuarantinedLine] = []
+    seen: set[str] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data: Any = json.loads(line)
+            job = JobRecord.model_validate(data)
+        except json.JSONDecodeError as exc:
+            bad.append(
+                QuarantinedLine(
+                    line_number=number, reason=f"not JSON: {exc.msg} at column {exc.colno}", text=line
+                )
+            )
+            continue
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(record)"
+            bad.append(
+                QuarantinedLine(
+                    line_number=number, reason=f"invalid job record: {where}: {first['msg']}", text=line
+                )
+            )
+            continue
+        if job.id in seen:
+            bad.append(QuarantinedLine(line_number=number, reason=f"duplicate job id {job.id}", text=line))
+            continue
+        seen.add(job.id)
+        jobs.append(job)
+    return jobs, bad
+
+
+def read_queue(layout: Layout) -> tuple[list[JobRecord], list[QuarantinedLine]]:
+    """Read without the lock and without moving anything (for status and reports)."""
+    try:
+        text = layout.queue_file.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return [], []
+    return parse_queue_text(text)
+
+
+class Queue:
+    """The jobs, loaded under the store's lock; ``save()`` rewrites the file atomically."""
+
+    def __init__(self, layout: Layout, jobs: list[JobRecord], quarantined: list[QuarantinedLine]) -> None:
+        self.layout = layout
+        self.jobs = jobs
+        self.quarantined = quarantined
+
+    def get(self, job_id: str) -> JobRecord:
+        for job in self.jobs:
+            if job.id == job_id:
+                return job
+        raise StateError(f"no job {job_id!r} in {self.layout.rel_or_abs(self.layout.queue_file)}")
+
+    def add(self, job: JobRecord) -> None:
+        if any(j.id == job.id for j in self.jobs):
+            raise StateError(f"job {job.id} already exists")
+        self.jobs.append(job)
+
+    def next_job_id(self, now: dt.datetime | None = None) -> str:
+        day = (now or utcnow()).strftime("%Y%m%d")
+        prefix = f"job-{day}-"
+        used = [
+            int(j.id[len(prefix) :])
+            for j in self.jobs
+            if j.id.startswith(prefix) and j.id[len(prefix) :].isdigit()
+        ]
+        return f"{prefix}{max(used, default=0) + 1:04d}"
+
+    def save(self) -> None:
+        text = "".join(job.model_dump_json(exclude_none=False) + "\n" for job in self.jobs)
+        atomic_write_text(self.layout.queue_file, text)
+
+
+class QueueStore:
+    """The one way to change the queue: ``with store.locked() as queue: ...; queue.save()``."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[Queue]:
+        self.layout.ops_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.layout.lock_file, "a+") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                jobs, bad = read_queue(self.layout)
+                queue = Queue(self.layout, jobs, bad)
+                if bad:
+                    self._quarantine(bad)
+                    queue.save()
+                yield queue
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def _quarantine(self, bad: list[QuarantinedLine]) -> None:
+        """Append bad lines to the quarantine file (once each) before they leave the queue."""
+        path = self.layout.queue_quarantine
+        existing = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+        known = set()
+        for line in existing.splitlines():
+            with contextlib.suppress(json.JSONDecodeError, TypeError, AttributeError):
+                known.add(json.loads(line).get("text"))
+        stamp = iso(utcnow())
+        new = "".join(
+            json.dumps({"quarantined_at": stamp, **b.model_dump()}) + "\n" for b in bad if b.text not in known
+        )
+        if new:
+            atomic_write_text(path, existing + new)

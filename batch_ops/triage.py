@@ -1,0 +1,111 @@
+"""Triage: how much LLM a pending ticket needs, decided from its structure with zero tokens.
+
+The rules (also in the README):
+
+* Strong signals, any one of which makes a ticket ``requires-frontier``: priority ``critical``;
+  a BUG severity of ``critical``; a tag among ``security``, ``architecture``, ``migration``,
+  ``compliance``.
+* Moderate signals, two of which make it ``requires-frontier``: priority ``high``; risk words
+  (whole words, case-insensitive) in the title, Description or Context only; six or more
+  affected files; three or more ``depends_on``/``blockers``; ``estimated_tokens`` of 50,000 or
+  more; a body over 8,000 characters.
+* Otherwise ``cheap-llm`` if the deterministic validation found an error (an incomplete ticket
+  needs an LLM to help) or one moderate signal is present, and ``no-llm`` if it is complete and
+  has no signal: the checks alone settle it.
+
+Boilerplate never moves a ticket: front matter values such as ``scope_boundary`` and the History,
+Affected Files or Test Strategy sections are not searched for risk words.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel
+
+from batch_ops.backlog import Ticket
+from batch_ops.checks import Finding, is_complete, validate_ticket
+from batch_ops.config import TicketValidation
+
+Bucket = Literal["no-llm", "cheap-llm", "requires-frontier"]
+BUCKETS: tuple[Bucket, ...] = ("no-llm", "cheap-llm", "requires-frontier")
+
+RISK_WORDS = (
+    "security", "auth", "authentication", "authorization", "oauth", "sso", "password", "passwords",
+    "credential", "credentials", "secret", "secrets", "encryption", "encrypt", "payment", "payments",
+    "billing", "refund", "migration", "migrate", "schema", "gdpr", "pii", "privacy", "vulnerability",
+    "xss", "csrf", "injection", "permission", "permissions", "race", "concurrency", "deadlock",
+    "outage", "data-loss",
+)  # fmt: skip
+_RISK_RE = re.compile(
+    r"(?<![\w/.-])(" + "|".join(re.escape(w) for w in RISK_WORDS) + r")(?![\w/.-])", re.IGNORECASE
+)
+_STRONG_TAGS = frozenset({"security", "architecture", "migration", "compliance"})
+_TEXT_SECTIONS = ("Description", "Context")
+
+
+class TriageResult(BaseModel):
+    ticket_id: str
+    bucket: Bucket
+    reasons: list[str]
+    findings: list[Finding]
+
+
+def _risk_words(ticket: Ticket) -> list[str]:
+    texts = [ticket.title] + [ticket.section(name) or "" for name in _TEXT_SECTIONS]
+    words = {m.group(1).lower() for text in texts for m in _RISK_RE.finditer(text)}
+    return sorted(words)
+
+
+def triage_ticket(ticket: Ticket, rules: TicketValidation) -> TriageResult:
+    findings = validate_ticket(ticket, rules)
+    strong: list[str] = []
+    moderate: list[str] = []
+    if ticket.priority == "critical":
+        strong.append("priority is critical")
+    if str(ticket.front.get("severity") or "").lower() == "critical":
+        strong.append("severity is critical")
+    tags = {t.lower() for t in ticket.list_field("tags")}
+    if tags & _STRONG_TAGS:
+        strong.append(f"tagged {', '.join(sorted(tags & _STRONG_TAGS))}")
+    if ticket.priority == "high":
+        moderate.append("priority is high")
+    risk = _risk_words(ticket)
+    if risk:
+        moderate.append(f"risk words in title/description/context: {', '.join(risk)}")
+    n_files = len(ticket.affected_files())
+    if n_files >= 6:
+        moderate.append(f"{n_files} affected files")
+    n_deps = len(ticket.list_field("depends_on")) + len(ticket.list_field("blockers"))
+    if n_deps >= 3:
+        moderate.append(f"{n_deps} dependencies/blockers")
+    est = ticket.number_field("estimated_tokens")
+    if est is not None and est >= 50_000:
+        moderate.append(f"estimated_tokens {int(est)}")
+    body_len = len(ticket.text) - ticket.front_end
+    if body_len > 8_000:
+        moderate.append(f"body is {body_len} characters")
+
+    bucket: Bucket
+    if strong or len(moderate) >= 2:
+        bucket = "requires-frontier"
+        reasons = strong + moderate
+    elif not is_complete(findings) or moderate:
+        bucket = "cheap-llm"
+        reasons = moderate + [f.message for f in findings if f.severity == "error"]
+    else:
+        bucket = "no-llm"
+        reasons = ["complete and simple: the deterministic checks settle it"]
+    return TriageResult(ticket_id=ticket.id, bucket=bucket, reasons=reasons, findings=findings)
+
+
+def triage(tickets: list[Ticket], rules: TicketValidation) -> dict[str, TriageResult]:
+    return {t.id: triage_ticket(t, rules) for t in tickets}
+
+
+def buckets(results: dict[str, TriageResult]) -> dict[Bucket, list[str]]:
+    out: dict[Bucket, list[str]] = {b: [] for b in BUCKETS}
+    for tid, res in results.items():
+        out[res.bucket].append(tid)
+    return {b: sorted(ids) for b, ids in out.items()}
