@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -634,6 +635,8 @@ class Engine:
             job.transition("completed", error=self._failure_text(failed) if failed else None)
             summary.completed_jobs.append(job.id)
         queue.save()
+        # The merged results file is the record; per-batch working files would only bloat the repository.
+        shutil.rmtree(self._job_dir(job), ignore_errors=True)
 
     @staticmethod
     def _failure_text(failed: list[SettledResult]) -> str:

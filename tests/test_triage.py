@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from batch_ops.backlog import parse_ticket, scan_backlog
+from batch_ops.cli import main
+from batch_ops.config import TicketValidation
+from batch_ops.triage import buckets, triage, triage_ticket
+from tests.conftest import SAMPLE
+from tests.test_backlog import GOOD
+
+RULES = TicketValidation()
+
+
+def _ticket(text: str, name: str = "backlog/data/pending/FEAT-100.md"):  # type: ignore[no-untyped-def]
+    return parse_ticket(text.encode(), name)
+
+
+def test_complete_simple_ticket_needs_no_llm() -> None:
+    assert triage_ticket(_ticket(GOOD), RULES).bucket == "no-llm"
+
+
+def test_incomplete_ticket_needs_a_cheap_llm() -> None:
+    text = GOOD.replace("- [ ] AC-2: the thing works\n", "")
+    res = triage_ticket(_ticket(text), RULES)
+    assert res.bucket == "cheap-llm"
+    assert any("acceptance criteria" in r for r in res.reasons)
+
+
+def test_critical_priority_requires_frontier() -> None:
+    assert triage_ticket(_ticket(GOOD.replace("priority: low", "priority: critical")), RULES).bucket == "requires-frontier"
+
+
+def test_two_moderate_signals_require_frontier() -> None:
+    text = GOOD.replace("priority: low", "priority: high").replace("Add the thing.", "Rotate the payment credentials.")
+    res = triage_ticket(_ticket(text), RULES)
+    assert res.bucket == "requires-frontier"
+    assert any("payment" in r for r in res.reasons)
+
+
+def test_boilerplate_does_not_move_a_ticket() -> None:
+    # "Author" in the History header, src/auth/ in scope_boundary and in the Affected Files table.
+    text = GOOD.replace("priority: low\n", 'priority: low\nscope_boundary: "do not touch src/auth/"\n')
+    text = text.replace("| `src/thing.ts` | new |", "| `src/thing.ts` | new |\n| `src/auth/guard.ts` | read only |")
+    assert "Author" in text
+    res = triage_ticket(_ticket(text), RULES)
+    assert res.bucket == "no-llm", res.reasons
+
+
+def test_risk_words_are_whole_words_only() -> None:
+    # "authored" and "tokenizer" are not risk words; "src/auth/x" in prose is a path.
+    text = GOOD.replace("Add the thing.", "Authored by the tokenizer team; see src/auth/x for style.")
+    assert triage_ticket(_ticket(text), RULES).bucket == "no-llm"
+    text = GOOD.replace("Add the thing.", "Fix the auth redirect.")
+    assert triage_ticket(_ticket(text), RULES).bucket == "cheap-llm"
+
+
+def test_sample_buckets_match_the_intended_roles() -> None:
+    scan = scan_backlog(SAMPLE)
+    out = buckets(triage(scan.pending, RULES))
+    assert set(out["requires-frontier"]) == {"SEC-002", "FEAT-030", "TASK-017", "BUG-043"}
+    assert {"FEAT-026", "BUG-040", "TASK-014", "FEAT-028", "IDEA-007", "FEAT-035", "IDEA-006"} <= set(out["cheap-llm"])
+    assert "FEAT-015" in out["no-llm"]  # the boilerplate ticket
+    for ids in out.values():
+        assert ids == sorted(ids)
+
+
+def test_triage_command_prints_buckets_and_explains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["triage", "--repo", str(SAMPLE)]) == 0
+    first = capsys.readouterr().out
+    data = json.loads(first)
+    assert set(data) == {"no-llm", "cheap-llm", "requires-frontier"}
+    assert main(["triage", "--repo", str(SAMPLE)]) == 0
+    assert capsys.readouterr().out == first  # deterministic
+    assert main(["triage", "--repo", str(SAMPLE), "--explain"]) == 0
+    explained = json.loads(capsys.readouterr().out)
+    assert explained["reasons"]["SEC-002"]
