@@ -15,10 +15,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--processing-seconds", type=float, default=5.0, help="how long each batch stays in progress"
     )
     s.add_argument("--scenario", help="JSON file of injected faults (see README)")
+    s.add_argument(
+        "--max-body-bytes", type=int, default=None, help="largest request body accepted (default: the API's 256 MB)"
+    )
     s.set_defaults(func=serve)
 
 
 def serve(args: argparse.Namespace) -> int:
     from batch_ops.sandbox import serve as serve_forever
 
-    return serve_forever(args.host, args.port, args.processing_seconds, args.scenario)
+    return serve_forever(
+        args.host, args.port, args.processing_seconds, args.scenario, max_body_bytes=args.max_body_bytes
+    )

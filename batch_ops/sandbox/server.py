@@ -521,6 +521,8 @@ def serve(
     port: int = 0,
     processing_seconds: float = 2.0,
     scenario_path: str | None = None,
+    *,
+    max_body_bytes: int | None = None,
 ) -> int:
     """Run a sandbox in the foreground until SIGINT or SIGTERM; the exit code to return."""
     scenario: Any = None
@@ -533,7 +535,9 @@ def serve(
             print(f"sandbox: cannot use scenario {scenario_path}: {exc}", file=sys.stderr)
             return 2
     try:
-        server = SandboxServer(host, port, processing_seconds, scenario)
+        server = SandboxServer(
+            host, port, processing_seconds, scenario, max_body_bytes=max_body_bytes or MAX_BODY_BYTES
+        )
     except OSError as exc:
         print(f"sandbox: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 2

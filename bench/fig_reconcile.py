@@ -1,0 +1,108 @@
+"""Figure 1: reconcile of one full batch.
+
+Setup (untimed): a job of N validation requests built from generated tickets is submitted to the
+sandbox as one batch, with a scenario that makes some results ``errored`` (overloaded and invalid
+request) and some ``expired``; ``maxRetries`` is 0 so every result settles in this one pass. Once
+the batch has ended, its results are downloaded once with plain HTTP to a local file: that file is
+the baseline's input, and the download also lets the sandbox render the results before the clock
+starts.
+
+Measured: ``Engine.reconcile()`` in a fresh process: the retrieve call, the results stream through
+the real SDK, the join on ``custom_id`` against the payload, settling, the ledger append, the
+job's results file, the phase's apply step (the validation report; the repository's backlog holds
+no pending tickets at this point, so the report is short: the report over a large backlog is the
+scan and triage cost of figure 3), and the queue writes.
+
+Baseline: reading the same JSONL from the local file and ``json.loads``-ing every line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from batch_ops.commands._common import default_provider
+from batch_ops.config import load_config
+from batch_ops.engine import Engine, RunSummary
+from batch_ops.paths import Layout
+from batch_ops.phases import all_phases
+from batch_ops.queue import read_queue
+from bench import corpus
+from bench.context import Context
+from bench.harness import Row, Sandbox, rate, run_child
+
+SCENARIO = {"requests": {"errored_every": 20, "invalid_every": 50, "expired_every": 33}}
+JOB_ID = "job-20260101-0001"
+
+
+def reconcile(repo: str) -> dict[str, Any]:
+    layout = Layout(root=Path(repo))
+    config = load_config(layout.root)
+    engine = Engine(layout, config, all_phases(), default_provider)
+    summary = RunSummary()
+    engine.reconcile(summary)
+    return {"settled": summary.settled, "ledger_lines": summary.ledger_lines, "completed": summary.completed_jobs}
+
+
+def baseline(path: str) -> dict[str, Any]:
+    n = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            json.loads(line)
+            n += 1
+    return {"lines": n}
+
+
+def run(ctx: Context) -> list[Row]:
+    n = ctx.n(100_000, 100)
+    source = ctx.big_backlog()
+    repo = corpus.empty_repo(
+        ctx.workdir, "fig1", source, policy={"retryPolicy": {"maxRetries": 0, "backoffMultiplier": 2.0}}
+    )
+    payload = repo / ".backlog-ops" / "payloads" / f"{JOB_ID}.jsonl"
+    count = corpus.write_payload(payload, corpus.validation_lines(source, n))
+    results = ctx.workdir / "fig1-results.jsonl"
+    with Sandbox(ctx.workdir, processing_seconds=0.5, scenario=SCENARIO, max_body_bytes=1 << 40) as sandbox:
+        ctx.say(f"fig 1: submitting {count:,} requests as one batch ({payload.stat().st_size / 1e6:,.0f} MB)")
+        batch = sandbox.create(corpus.body_parts(payload))
+        corpus.add_job(repo, payload.name, count, job_id=JOB_ID, batch_id=batch["id"])
+        sandbox.wait_ended(batch["id"])
+        started = time.perf_counter()
+        size = sandbox.download(batch["id"], results)
+        ctx.say(f"fig 1: first download (sandbox renders) {size / 1e6:,.0f} MB in {time.perf_counter() - started:.1f}s")
+        measured = run_child(
+            "bench.fig_reconcile:reconcile", {"repo": str(repo)}, env={"ANTHROPIC_BASE_URL": sandbox.url}
+        )
+        sandbox_calls = sandbox.calls()
+    base = run_child("bench.fig_reconcile:baseline", {"path": str(results)})
+    jobs, _ = read_queue(Layout(root=repo))
+    job = jobs[0]
+    ledger = repo / ".backlog-ops" / "usage-ledger.jsonl"
+    ledger_lines = len(ledger.read_bytes().splitlines()) if ledger.exists() else 0
+    notes = [
+        f"fig 1: {size / count:,.0f} bytes per result line, {size / 1e6:,.0f} MB; outcomes {job.settled}; "
+        f"job {job.status}; ledger lines {ledger_lines:,}; sandbox calls "
+        f"retrieve {sandbox_calls['retrieve']}, results {sandbox_calls['results']}; "
+        f"client CPU {measured.cpu_s:.2f}s",
+    ]
+    correct = job.status == "completed" and ledger_lines == count and sum(job.settled.values()) == count
+    if not correct:
+        notes.append("fig 1: WRONG OUTCOME: the job did not settle every result exactly once")
+    ratio = measured.wall_s / base.wall_s
+    return [
+        Row(
+            figure="1",
+            what="reconcile one full batch",
+            size=f"{count:,} results, {size / 1e6:,.0f} MB",
+            wall_s=measured.wall_s,
+            rss_mb=measured.peak_rss_mb,
+            throughput=rate(count, measured.wall_s, "results"),
+            baseline_s=base.wall_s,
+            ratio=ratio,
+            bar="RSS <= 150 MB, ratio <= 3",
+            ok=correct and measured.peak_rss_mb <= 150 and ratio <= 3,
+            notes=notes,
+        )
+    ]
