@@ -444,22 +444,9 @@ class SchemaGenerator:
     def _string(self, schema: dict[str, Any]) -> str:
         rng = self._rng
         fmt = schema.get("format")
-        date = f"{rng.randint(2024, 2026)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-        clock = f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}"
-        word = rng.choice(self._words)
-        formatted = {
-            "date": date,
-            "date-time": f"{date}T{clock}Z",
-            "time": f"{clock}Z",
-            "email": f"{word}@example.com",
-            "uri": f"https://example.com/{word}",
-            "url": f"https://example.com/{word}",
-            "uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "ipv4": f"192.0.2.{rng.randint(1, 254)}",
-            "hostname": f"{word}.example.com",
-        }
-        if isinstance(fmt, str) and fmt in formatted:
-            return formatted[fmt]
+        if isinstance(fmt, str) and fmt in _FORMATS:
+            # Only the format asked for draws from the generator: this runs per string of every answer.
+            return self._formatted(fmt)
         text = self.phrase()
         min_len = min(_int_or(schema.get("minLength"), 0) or 0, _MAX_STRING)
         max_len = _int_or(schema.get("maxLength"), None)
@@ -470,6 +457,35 @@ class SchemaGenerator:
         if len(text) < min_len:
             text += "x" * (min_len - len(text))
         return text
+
+
+    def _formatted(self, fmt: str) -> str:
+        rng = self._rng
+        if fmt in ("date", "date-time"):
+            date = f"{rng.randint(2024, 2026)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+            if fmt == "date":
+                return date
+            return f"{date}T{self._clock()}Z"
+        if fmt == "time":
+            return f"{self._clock()}Z"
+        if fmt == "uuid":
+            return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        if fmt == "ipv4":
+            return f"192.0.2.{rng.randint(1, 254)}"
+        word = rng.choice(self._words)
+        return {
+            "email": f"{word}@example.com",
+            "uri": f"https://example.com/{word}",
+            "url": f"https://example.com/{word}",
+            "hostname": f"{word}.example.com",
+        }[fmt]
+
+    def _clock(self) -> str:
+        rng = self._rng
+        return f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}"
+
+
+_FORMATS = frozenset({"date", "date-time", "time", "email", "uri", "url", "uuid", "ipv4", "hostname"})
 
 
 def _is_null_schema(schema: Any, resolve: Any) -> bool:

@@ -19,6 +19,9 @@ from .scenario import Scenario
 
 SUCCEEDED, ERRORED, INVALID, EXPIRED, CANCELED, BAD_PARAMS = range(6)
 EXPIRY_SECONDS = 24 * 3600.0
+# Rendered results kept for repeat downloads (the real API serves a stored file); oldest go first.
+RENDERED_CACHE_BYTES = 1 << 30
+_RENDER_PIECE_BYTES = 256 * 1024
 _ID_ALPHABET = string.ascii_letters + string.digits
 _DEFAULT_MESSAGES = {
     "overloaded_error": "Overloaded",
@@ -73,6 +76,9 @@ class Batch:
     canceled_at: float | None = None
     processed_before_cancel: int | None = None
     finished: Finished | None = field(default=None, repr=False)
+    # The results file once rendered in full: whole lines joined into pieces of ~256 KB.
+    rendered: list[bytes] | None = field(default=None, repr=False)
+    rendered_bytes: int = 0
 
     def ended_at(self) -> float:
         natural = self.created_at + self.processing_seconds
@@ -214,15 +220,54 @@ class Store:
             ]
 
     def result_lines(self, batch: Batch) -> Iterator[bytes]:
-        """Yield JSONL lines one at a time, in a shuffled order, generating each on demand."""
+        """Yield the results JSONL in a shuffled order: whole lines, one or more per piece.
+
+        The first full download renders each line on demand and keeps the rendered file (within
+        ``RENDERED_CACHE_BYTES`` over all batches), so a repeat download is served like the stored
+        file it is on the real API, at the speed of the socket.
+        """
+        with self.lock:
+            rendered = batch.rendered
+        if rendered is not None:
+            yield from rendered
+            return
         finished = self.finish(batch)
         order = list(range(len(batch.custom_ids)))
         random.Random(batch.id).shuffle(order)
         if len(order) > 1 and all(a < b for a, b in itertools.pairwise(order)):
             order.reverse()
+        pieces: list[bytes] = []
+        pending: list[bytes] = []
+        pending_size = total = 0
         for i in order:
             line = {"custom_id": batch.custom_ids[i], "result": self._result(batch, finished, i)}
-            yield (json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+            data = (json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+            pending.append(data)
+            pending_size += len(data)
+            if pending_size >= _RENDER_PIECE_BYTES:
+                pieces.append(b"".join(pending))
+                total += pending_size
+                pending, pending_size = [], 0
+            yield data
+        if pending:
+            pieces.append(b"".join(pending))
+            total += pending_size
+        self._keep_rendered(batch, pieces, total)
+
+    def _keep_rendered(self, batch: Batch, pieces: list[bytes], total: int) -> None:
+        if total > RENDERED_CACHE_BYTES:
+            return
+        with self.lock:
+            if batch.id not in self.batches or batch.rendered is not None:
+                return
+            kept = sorted((b for b in self.batches.values() if b.rendered is not None), key=lambda b: b.seq)
+            used = sum(b.rendered_bytes for b in kept)
+            for old in kept:
+                if used + total <= RENDERED_CACHE_BYTES:
+                    break
+                used -= old.rendered_bytes
+                old.rendered, old.rendered_bytes = None, 0
+            batch.rendered, batch.rendered_bytes = pieces, total
 
     def _result(self, batch: Batch, finished: Finished, i: int) -> dict[str, Any]:
         code = finished.outcomes[i]
