@@ -1,19 +1,29 @@
 """The usage ledger: ``.backlog-ops/usage-ledger.jsonl``, append-only, one line per settled request.
 
 Costs come from the usage the API returned and the config's prices, never from estimates.
-Appends are one ``write`` of whole lines followed by fsync. If a kill cut the last line short,
-the next append starts on a fresh line, and the reader reports the fragment instead of failing.
+An append writes whole lines at the end of the file (staged in a side file first when there are
+many) and fsyncs. If a kill cut the last line short, the next append starts on a fresh line, and
+the reader reports the fragment instead of failing.
+
+Beside the ledger, ``usage-ledger.summary.json`` keeps running totals by day, phase, model, mode
+and status, so ``status`` and reports need not read a million lines. It is a cache, never the
+record: it says which prefix of the ledger it covers (a byte count, with hashes of the bytes at
+both ends of that prefix), every append brings it up to date, and a reader adds whatever lies past
+its prefix. A summary that does not match the ledger (missing, damaged, or from another history of
+the file) is rebuilt from the ledger. Because coverage is counted in bytes, a crash between an
+append and the summary's update cannot count a line twice: the next reader simply reads it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from batch_ops.config import ModelPrice
 
@@ -86,23 +96,69 @@ class LedgerProblem(BaseModel):
 
 
 def append_lines(path: Path, lines: Iterable[LedgerLine]) -> int:
-    """Append whole lines in one write; returns how many were written."""
-    payload = "".join(line.model_dump_json() + "\n" for line in lines)
-    if not payload:
+    """Append whole lines; returns how many were written. Keeps the summary up to date."""
+    acc = _Totals()
+    parts: list[str] = []
+    for line in lines:
+        parts.append(line.model_dump_json() + "\n")
+        acc.add(line)
+    if not parts:
         return 0
+    data = "".join(parts).encode("utf-8")
+    _append(path, [data], acc, len(parts))
+    return len(parts)
+
+
+class LedgerAppend:
+    """Many ledger lines staged in a side file, then appended to the ledger in one go.
+
+    ``add`` keeps nothing in memory but the running totals; ``commit`` appends the staged lines,
+    fsyncs and updates the summary. A crash before ``commit`` leaves the ledger as it was.
+    """
+
+    def __init__(self, path: Path, stage: Path) -> None:
+        self.path = path
+        self.stage = stage
+        self.count = 0
+        self._totals = _Totals()
+        stage.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(stage, "w", encoding="utf-8")  # noqa: SIM115 - closed by commit or discard
+
+    def add(self, line: LedgerLine) -> None:
+        self._fh.write(line.model_dump_json() + "\n")
+        self._totals.add(line)
+        self.count += 1
+
+    def commit(self) -> int:
+        self._fh.close()
+        if self.count:
+            with open(self.stage, "rb") as fh:
+                _append(self.path, iter(lambda: fh.read(_BLOCK), b""), self._totals, self.count)
+        self.stage.unlink(missing_ok=True)
+        return self.count
+
+    def discard(self) -> None:
+        self._fh.close()
+        self.stage.unlink(missing_ok=True)
+
+
+_BLOCK = 1 << 20
+
+
+def _append(path: Path, blocks: Iterable[bytes], totals: _Totals, count: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        if _ends_mid_line(path):
-            payload = "\n" + payload
-        data = payload.encode("utf-8")
-        written = 0
-        while written < len(data):
-            written += os.write(fd, data[written:])
+        before = os.fstat(fd).st_size
+        torn = _ends_mid_line(path)
+        if torn:
+            _write_all(fd, b"\n")
+        for block in blocks:
+            _write_all(fd, block)
         os.fsync(fd)
     finally:
         os.close(fd)
-    return payload.count("\n") - payload.startswith("\n")
+    _note_append(path, before, torn, totals, count)
 
 
 def _ends_mid_line(path: Path) -> bool:
@@ -112,6 +168,12 @@ def _ends_mid_line(path: Path) -> bool:
     with open(path, "rb") as fh:
         fh.seek(size - 1)
         return fh.read(1) != b"\n"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def iter_ledger(path: Path, problems: list[LedgerProblem] | None = None) -> Iterator[LedgerLine]:
@@ -148,3 +210,206 @@ def keys_for_batch(path: Path, job_id: str, batch_id: str | None) -> set[str]:
             if isinstance(data, dict) and data.get("batch_id") == batch_id:
                 keys.add(str(data.get("custom_id")))
     return keys
+
+
+# -- the summary ------------------------------------------------------------------------------
+
+SUMMARY_VERSION = 1
+MAX_PROBLEMS_KEPT = 200
+_FINGERPRINT_BYTES = 4096
+_GROUP_KEYS = ("day", "workflow", "phase", "model_alias", "model", "mode", "status")
+_COUNTS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+_COSTS = ("cost_usd", "interactive_cost_usd", "savings_usd")
+
+
+class LedgerGroup(BaseModel):
+    """Totals of the ledger lines that share a day (UTC, from the timestamp), phase, model, mode, status."""
+
+    day: str
+    workflow: str
+    phase: str
+    model_alias: str
+    model: str
+    mode: str
+    status: str
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: float = 0.0
+    interactive_cost_usd: float = 0.0
+    savings_usd: float = 0.0
+
+
+class LedgerSummary(BaseModel):
+    version: int = SUMMARY_VERSION
+    ledger_bytes: int = 0  # covers the ledger's first ledger_bytes bytes: whole lines only
+    lines: int = 0  # physical lines in that prefix, blank and unparseable ones included
+    head_sha256: str = ""  # of the prefix's first 4096 bytes
+    tail_sha256: str = ""  # of the prefix's last 4096 bytes
+    problem_count: int = 0
+    problems: list[LedgerProblem] = Field(default_factory=list)  # the first MAX_PROBLEMS_KEPT
+    groups: list[LedgerGroup] = Field(default_factory=list)
+
+    def totals(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"requests": 0, **dict.fromkeys(_COUNTS, 0), **dict.fromkeys(_COSTS, 0.0)}
+        for group in self.groups:
+            out["requests"] += group.requests
+            for name in (*_COUNTS, *_COSTS):
+                out[name] += getattr(group, name)
+        return out
+
+
+class _Totals:
+    """Running sums by group key, cheap to feed one line at a time."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, ...], list[float]] = {}
+
+    def add(self, line: LedgerLine) -> None:
+        key = (line.timestamp[:10], line.workflow, line.phase, line.model_alias, line.model, line.mode, line.status)
+        sums = self.groups.get(key)
+        if sums is None:
+            sums = self.groups[key] = [0, 0, 0, 0, 0, 0.0, 0.0, 0.0]
+        sums[0] += 1
+        sums[1] += line.input_tokens
+        sums[2] += line.output_tokens
+        sums[3] += line.cache_creation_input_tokens
+        sums[4] += line.cache_read_input_tokens
+        sums[5] += line.cost_usd
+        sums[6] += line.interactive_cost_usd
+        sums[7] += line.savings_usd
+
+    def merge_into(self, summary: LedgerSummary) -> None:
+        index = {tuple(getattr(g, k) for k in _GROUP_KEYS): g for g in summary.groups}
+        for key, sums in self.groups.items():
+            group = index.get(key)
+            if group is None:
+                group = LedgerGroup.model_validate(dict(zip(_GROUP_KEYS, key, strict=True)))
+                summary.groups.append(group)
+                index[key] = group
+            group.requests += int(sums[0])
+            for name, value in zip((*_COUNTS, *_COSTS), sums[1:], strict=True):
+                setattr(group, name, getattr(group, name) + value)
+        summary.groups.sort(key=lambda g: tuple(getattr(g, k) for k in _GROUP_KEYS))
+        self.groups.clear()
+
+
+def summary_path(ledger: Path) -> Path:
+    return ledger.with_name(ledger.name.removesuffix(".jsonl") + ".summary.json")
+
+
+def _fingerprints(path: Path, size: int) -> tuple[str, str]:
+    with open(path, "rb") as fh:
+        head = fh.read(min(size, _FINGERPRINT_BYTES))
+        fh.seek(max(0, size - _FINGERPRINT_BYTES))
+        tail = fh.read(min(size, _FINGERPRINT_BYTES))
+    return hashlib.sha256(head).hexdigest(), hashlib.sha256(tail).hexdigest()
+
+
+def _stored_summary(path: Path) -> LedgerSummary | None:
+    """The summary file if it describes a prefix of this very ledger, else None."""
+    try:
+        summary = LedgerSummary.model_validate_json(summary_path(path).read_bytes())
+        size = path.stat().st_size
+    except (OSError, ValueError):
+        return None
+    if summary.version != SUMMARY_VERSION or summary.ledger_bytes > size:
+        return None
+    if summary.ledger_bytes and (summary.head_sha256, summary.tail_sha256) != _fingerprints(
+        path, summary.ledger_bytes
+    ):
+        return None
+    return summary
+
+
+def _problem(summary: LedgerSummary, number: int, exc: ValidationError) -> LedgerProblem:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(line)"
+    return LedgerProblem(line_number=number, reason=f"{where}: {first['msg']}")
+
+
+def _catch_up(path: Path, summary: LedgerSummary) -> LedgerSummary:
+    """Add the whole lines past the summary's prefix; the returned summary covers them too."""
+    totals = _Totals()
+    with open(path, "rb") as fh:
+        fh.seek(summary.ledger_bytes)
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                break  # a line being written, or a torn one: covered once it is complete
+            summary.lines += 1
+            summary.ledger_bytes += len(raw)
+            if not raw.strip():
+                continue
+            try:
+                totals.add(LedgerLine.model_validate_json(raw.decode("utf-8", errors="replace")))
+            except ValidationError as exc:
+                summary.problem_count += 1
+                if len(summary.problems) < MAX_PROBLEMS_KEPT:
+                    summary.problems.append(_problem(summary, summary.lines, exc))
+    totals.merge_into(summary)
+    if summary.ledger_bytes:
+        summary.head_sha256, summary.tail_sha256 = _fingerprints(path, summary.ledger_bytes)
+    return summary
+
+
+def read_summary(path: Path) -> LedgerSummary:
+    """Totals of the whole ledger as it is now, from the summary plus the lines past it. Reads only.
+
+    A last line without its newline (torn by a kill, or being appended right now) is counted if
+    it parses and reported if it does not, as ``iter_ledger`` would, but never marked as covered.
+    """
+    if not path.exists():
+        return LedgerSummary()
+    summary = _catch_up(path, _stored_summary(path) or LedgerSummary())
+    with open(path, "rb") as fh:
+        fh.seek(summary.ledger_bytes)
+        rest = fh.read()
+    if rest.strip():
+        partial = summary.model_copy(deep=True)
+        number = summary.lines + 1
+        try:
+            totals = _Totals()
+            totals.add(LedgerLine.model_validate_json(rest.decode("utf-8", errors="replace")))
+            totals.merge_into(partial)
+        except ValidationError as exc:
+            partial.problem_count += 1
+            if len(partial.problems) < MAX_PROBLEMS_KEPT:
+                partial.problems.append(_problem(partial, number, exc))
+        return partial
+    return summary
+
+
+def refresh_summary(path: Path) -> LedgerSummary:
+    """Bring the summary file up to date with the ledger (rebuilding it if it does not match)."""
+    if not path.exists():
+        return LedgerSummary()
+    summary = _catch_up(path, _stored_summary(path) or LedgerSummary())
+    _write_summary(path, summary)
+    return summary
+
+
+def _write_summary(path: Path, summary: LedgerSummary) -> None:
+    target = summary_path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(summary.model_dump_json(indent=1) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+
+
+def _note_append(path: Path, before: int, torn: bool, totals: _Totals, count: int) -> None:
+    """After an append: add its totals if the summary covered exactly what was there before."""
+    summary = _stored_summary(path)
+    if summary is None and before == 0:
+        summary = LedgerSummary()  # a new ledger: nothing before this append to cover
+    if summary is None or torn or summary.ledger_bytes != before:
+        refresh_summary(path)  # rebuild or catch up: reads the new lines from the file
+        return
+    totals.merge_into(summary)
+    summary.lines += count
+    summary.ledger_bytes = path.stat().st_size
+    summary.head_sha256, summary.tail_sha256 = _fingerprints(path, summary.ledger_bytes)
+    _write_summary(path, summary)

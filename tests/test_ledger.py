@@ -3,7 +3,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from batch_ops.config import DEFAULT_MODELS
-from batch_ops.ledger import LedgerLine, LedgerProblem, Usage, append_lines, iter_ledger, keys_for_batch, price_usage
+from batch_ops.ledger import (
+    LedgerAppend,
+    LedgerLine,
+    LedgerProblem,
+    LedgerSummary,
+    Usage,
+    append_lines,
+    iter_ledger,
+    keys_for_batch,
+    price_usage,
+    read_summary,
+    refresh_summary,
+    summary_path,
+)
 
 
 def _line(cid: str, batch: str = "b1") -> LedgerLine:
@@ -53,3 +66,78 @@ def test_keys_for_batch_finds_what_is_already_written(tmp_path: Path) -> None:
     append_lines(path, [_line("a"), _line("b", batch="b2"), _line("c")])
     assert keys_for_batch(path, "job-1", "b1") == {"a", "c"}
     assert keys_for_batch(path, "job-9", "b1") == set()
+
+
+def _full_scan(path: Path) -> tuple[int, float, list[int]]:
+    problems: list[LedgerProblem] = []
+    lines = list(iter_ledger(path, problems))
+    return len(lines), sum(x.cost_usd for x in lines), [p.line_number for p in problems]
+
+
+def _from_summary(path: Path) -> tuple[int, float, list[int]]:
+    summary = read_summary(path)
+    totals = summary.totals()
+    return totals["requests"], totals["cost_usd"], [p.line_number for p in summary.problems]
+
+
+def _same(a: tuple[int, float, list[int]], b: tuple[int, float, list[int]]) -> bool:
+    return a[0] == b[0] and abs(a[1] - b[1]) < 1e-9 and a[2] == b[2]
+
+
+def test_summary_follows_appends_and_matches_a_full_scan(tmp_path: Path) -> None:
+    path = tmp_path / "usage-ledger.jsonl"
+    append_lines(path, [_line("a"), _line("b")])
+    append_lines(path, [_line("c")])
+    stored = LedgerSummary.model_validate_json(summary_path(path).read_text())
+    assert stored.ledger_bytes == path.stat().st_size and stored.lines == 3
+    assert _same(_from_summary(path), _full_scan(path))
+    assert _from_summary(path)[0] == 3
+
+
+def test_summary_reports_a_torn_line_like_the_reader(tmp_path: Path) -> None:
+    path = tmp_path / "usage-ledger.jsonl"
+    append_lines(path, [_line("a")])
+    with open(path, "a") as fh:
+        fh.write('{"timestamp": "2026-01-01T00:0')
+    assert _same(_from_summary(path), _full_scan(path))  # the fragment, not yet covered
+    append_lines(path, [_line("b"), _line("c")])
+    assert _same(_from_summary(path), _full_scan(path))
+    assert _from_summary(path)[2] == [2]
+
+
+def test_a_crash_between_append_and_summary_never_double_counts(tmp_path: Path) -> None:
+    path = tmp_path / "usage-ledger.jsonl"
+    append_lines(path, [_line("a")])
+    old = summary_path(path).read_bytes()
+    append_lines(path, [_line("b"), _line("c")])
+    summary_path(path).write_bytes(old)  # as if killed after the ledger write, before the summary's
+    assert _from_summary(path)[0] == 3
+    append_lines(path, [_line("d")])  # the next append catches up from the file
+    assert _same(_from_summary(path), _full_scan(path)) and _from_summary(path)[0] == 4
+    assert LedgerSummary.model_validate_json(summary_path(path).read_text()).ledger_bytes == path.stat().st_size
+
+
+def test_a_summary_of_another_ledger_is_not_trusted(tmp_path: Path) -> None:
+    path = tmp_path / "usage-ledger.jsonl"
+    append_lines(path, [_line("a"), _line("b")])
+    text = path.read_text().replace('"custom_id":"a"', '"custom_id":"x"')  # same size, other history
+    path.write_text(text)
+    path.write_text(text.replace('"input_tokens":1000', '"input_tokens":9999', 1))
+    assert read_summary(path).totals()["input_tokens"] == 9999 + 1000
+    summary_path(path).write_text("not json")
+    assert _same(_from_summary(path), _full_scan(path))
+    refresh_summary(path)
+    assert read_summary(path).totals()["requests"] == 2
+
+
+def test_staged_append_writes_everything_once(tmp_path: Path) -> None:
+    path = tmp_path / "usage-ledger.jsonl"
+    append_lines(path, [_line("a")])
+    staged = LedgerAppend(path, tmp_path / "stage" / "b1.ledger.part")
+    for cid in ("b", "c", "d"):
+        staged.add(_line(cid))
+    assert [x.custom_id for x in iter_ledger(path)] == ["a"]
+    assert staged.commit() == 3
+    assert [x.custom_id for x in iter_ledger(path)] == ["a", "b", "c", "d"]
+    assert not (tmp_path / "stage" / "b1.ledger.part").exists()
+    assert _same(_from_summary(path), _full_scan(path))

@@ -1,4 +1,8 @@
-"""`batch-ops status`: the queue, a pause if any, and the ledger's totals. Reads only."""
+"""`batch-ops status`: the queue, a pause if any, and the ledger's totals. Reads only.
+
+The totals come from the ledger's summary file plus any lines appended past it, so a ledger of a
+million lines costs no more than a small one (see ``ledger.read_summary``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 from batch_ops.commands._common import add_json_arg, add_repo_arg, emit_json, load, warn
 from batch_ops.engine import read_pause
-from batch_ops.ledger import LedgerProblem, iter_ledger
+from batch_ops.ledger import read_summary
 from batch_ops.queue import read_queue
 
 
@@ -21,13 +25,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     layout, _config = load(args)
     jobs, bad = read_queue(layout)
-    problems: list[LedgerProblem] = []
-    totals = {"requests": 0, "cost_usd": 0.0, "interactive_cost_usd": 0.0, "savings_usd": 0.0}
-    for line in iter_ledger(layout.ledger_file, problems):
-        totals["requests"] += 1
-        totals["cost_usd"] += line.cost_usd
-        totals["interactive_cost_usd"] += line.interactive_cost_usd
-        totals["savings_usd"] += line.savings_usd
+    summary = read_summary(layout.ledger_file)
+    all_totals = summary.totals()
+    totals = {k: all_totals[k] for k in ("requests", "cost_usd", "interactive_cost_usd", "savings_usd")}
     pause = read_pause(layout)
     counts: dict[str, int] = {}
     for job in jobs:
@@ -53,7 +53,8 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         ],
         "quarantined_queue_lines": [b.model_dump() for b in bad],
         "ledger": totals,
-        "ledger_problems": [p.model_dump() for p in problems],
+        "ledger_problems": [p.model_dump() for p in summary.problems],
+        "ledger_problem_count": summary.problem_count,
     }
 
 
@@ -63,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         warn(f"batch-queue.jsonl line {bad['line_number']}: {bad['reason']} (kept aside by the next write)")
     for prob in data["ledger_problems"]:
         warn(f"usage-ledger.jsonl line {prob['line_number']}: {prob['reason']}")
+    unlisted = data["ledger_problem_count"] - len(data["ledger_problems"])
+    if unlisted > 0:
+        warn(f"usage-ledger.jsonl: {unlisted} more unparseable line(s) not listed")
     if args.json:
         emit_json(data)
         return 0
