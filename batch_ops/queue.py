@@ -62,6 +62,7 @@ class BatchRef(BaseModel):
     submitted_at: str | None = None
     ended_at: str | None = None
     counts: dict[str, int] = Field(default_factory=dict)
+    results_url: str | None = None  # from the retrieve that saw the batch end: no second retrieve
 
 
 class JobRecord(BaseModel):
@@ -132,6 +133,31 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+class atomic_writer:
+    """``with atomic_writer(path) as fh: fh.write(...)``: ``path`` is replaced only if the block succeeds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+    def __enter__(self) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.tmp, "w", encoding="utf-8", newline="\n")
+        return self._fh
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        fh = self._fh
+        if exc_type is not None:
+            fh.close()
+            self.tmp.unlink(missing_ok=True)
+            return
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+        os.replace(self.tmp, self.path)
+        _fsync_dir(self.path.parent)
 
 
 def parse_queue_text(text: str) -> tuple[list[JobRecord], list[QuarantinedLine]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +31,8 @@ class BatchInfo(BaseModel):
     request_count: int
     counts: dict[str, int] = Field(default_factory=dict)
     ended_at: dt.datetime | None = None
+    # Where an ended batch's results stream from: kept so the download needs no second retrieve.
+    results_url: str | None = None
 
 
 class ProviderResult(BaseModel):
@@ -90,4 +92,22 @@ class Provider(Protocol):
 
     def create_message(self, request: ProviderRequest) -> ProviderResult:
         """Run one request interactively (full price, immediate)."""
+        ...
+
+    def create_batch_json(self, requests: Sequence[str]) -> BatchInfo:
+        """Create a batch from requests already serialised as ``{"custom_id": ..., "params": ...}`` JSON.
+
+        The body is streamed from these strings: no per-request objects, one batch's bytes in memory.
+        """
+        ...
+
+    def download_results(self, batch_id: str, out: BinaryIO, *, results_url: str | None = None) -> int:
+        """Write an ended batch's results, as the provider's own JSONL, to ``out``; returns the line count.
+
+        With ``results_url`` (from the retrieve that saw the batch end) no other call is made.
+        """
+        ...
+
+    def parse_result_line(self, raw: bytes | str) -> ProviderResult:
+        """One line written by ``download_results``; raises ValueError if it is not a result."""
         ...

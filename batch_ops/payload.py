@@ -1,0 +1,76 @@
+"""Reading a job's payload file fast: the request to send and the ``meta`` beside it, per line.
+
+The engine writes each payload line as compact JSON with the keys in a fixed order,
+``{"custom_id": ..., "params": {...}, "meta": {...}}``. ``split_line`` uses that layout to cut a
+line into the request JSON (the line without its ``meta``) and the ``meta`` JSON without parsing
+``params``, which is most of the line's bytes. It checks what it relies on (the line opens with
+``custom_id`` then ``params``, and the last top-level member is a ``meta`` object), and a line in
+any other shape (a hand-edited payload, say) is parsed in full instead, so the result is the same.
+
+Why a cut cannot be fooled: inside a JSON string a quote is always escaped, so ``,"meta":`` can
+only occur as structure; the last such occurrence either starts our top-level ``meta`` or lies
+inside its value, and then the text after the decoded value is more than the one closing brace.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+_DECODER = json.JSONDecoder()
+_HEAD = '{"custom_id":'
+_PARAMS = ',"params":'
+_META = ',"meta":'
+
+
+class PayloadItem(NamedTuple):
+    custom_id: str
+    request: str  # {"custom_id": ..., "params": ...}: what goes to the provider
+    meta: str  # the meta object's JSON ("{}" when the line has none)
+
+
+def split_line(raw: str) -> PayloadItem:
+    """The parts of one payload line; raises ValueError (or KeyError) if the line is not a request."""
+    line = raw.rstrip("\r\n")
+    fast = _split_fast(line)
+    if fast is not None:
+        return fast
+    data = json.loads(line)
+    if not isinstance(data, dict):
+        raise ValueError("payload line is not a JSON object")
+    custom_id = str(data["custom_id"])
+    request = json.dumps({"custom_id": custom_id, "params": data["params"]}, separators=(",", ":"), ensure_ascii=False)
+    meta = data.get("meta") or {}
+    return PayloadItem(custom_id, request, json.dumps(meta, separators=(",", ":"), ensure_ascii=False))
+
+
+def _split_fast(line: str) -> PayloadItem | None:
+    if not line.startswith(_HEAD):
+        return None
+    try:
+        custom_id, end = _DECODER.raw_decode(line, len(_HEAD))
+    except ValueError:
+        return None
+    if not isinstance(custom_id, str) or not line.startswith(_PARAMS, end):
+        return None
+    cut = line.rfind(_META)
+    if cut <= end:
+        return None
+    start = cut + len(_META)
+    try:
+        meta, meta_end = _DECODER.raw_decode(line, start)
+    except ValueError:
+        return None
+    if not isinstance(meta, dict) or line[meta_end:].strip() != "}":
+        return None
+    return PayloadItem(custom_id, line[:cut] + "}", line[start:meta_end])
+
+
+def iter_payload(path: Path) -> Iterator[PayloadItem]:
+    """Every request of a payload file, in file order, streamed."""
+    with open(path, encoding="utf-8") as fh:
+        for raw in fh:
+            if raw.strip():
+                yield split_line(raw)
