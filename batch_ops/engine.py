@@ -28,9 +28,10 @@ from pydantic import BaseModel, Field
 from batch_ops.backlog import BacklogScan, scan_backlog
 from batch_ops.config import Config
 from batch_ops.errors import PolicyRefusal, StateError
-from batch_ops.ledger import LedgerLine, append_lines, keys_for_batch, price_usage
+from batch_ops.ledger import LedgerAppend, cost_values, keys_for_batch
 from batch_ops.paths import Layout, safe_file_name
-from batch_ops.phases.base import ItemMeta, OutputError, Phase, PhaseContext, PlannedItem, SettledResult
+from batch_ops.payload import iter_payload
+from batch_ops.phases.base import OutputError, Phase, PhaseContext, PlannedItem, SettledResult
 from batch_ops.phases.io import iter_settled
 from batch_ops.policy import (
     AuthStop,
@@ -40,8 +41,8 @@ from batch_ops.policy import (
     call_with_retry,
     settle_outcome,
 )
-from batch_ops.providers.base import BatchInfo, Provider, ProviderRequest, ProviderResult
-from batch_ops.queue import BatchRef, JobRecord, Queue, QueueStore, atomic_write_text, iso, utcnow
+from batch_ops.providers.base import BatchInfo, Provider, ProviderResult
+from batch_ops.queue import BatchRef, JobRecord, Queue, QueueStore, atomic_write_text, atomic_writer, iso, utcnow
 from batch_ops.triage import triage
 
 MAX_BATCH_REQUESTS = 100_000
@@ -76,7 +77,7 @@ class RunSummary(BaseModel):
 @dataclass
 class _Chunk:
     index: int
-    lines: list[str] = field(default_factory=list)  # raw payload lines of this chunk
+    requests: list[str] = field(default_factory=list)  # the JSON sent for each request of this chunk
     size: int = 0
 
 
@@ -102,20 +103,6 @@ def clear_pause(layout: Layout) -> bool:
     except FileNotFoundError:
         return False
 
-
-def _payload_items(path: Path) -> Iterator[tuple[str, str]]:
-    """(custom_id, raw line) for each request of a payload file, streamed."""
-    with open(path, encoding="utf-8") as fh:
-        for raw in fh:
-            if raw.strip():
-                data = json.loads(raw)
-                yield str(data["custom_id"]), raw.rstrip("\n")
-
-
-def _request_json(raw_line: str) -> str:
-    """The JSON actually sent for one request: the payload line without our ``meta``."""
-    data = json.loads(raw_line)
-    return json.dumps({"custom_id": data["custom_id"], "params": data["params"]}, separators=(",", ":"))
 
 
 class Engine:
@@ -298,24 +285,26 @@ class Engine:
         """Split a round's requests under the request-count and byte limits, in payload order."""
         payload, subset = self._round_source(job, rnd)
         chunk = _Chunk(index=0)
-        for cid, raw in _payload_items(payload):
-            if subset is not None and cid not in subset:
+        for item in iter_payload(payload):
+            if subset is not None and item.custom_id not in subset:
                 continue
-            size = len(_request_json(raw).encode("utf-8")) + 1
-            if chunk.lines and (
-                len(chunk.lines) >= self.max_batch_requests
+            size = len(item.request.encode("utf-8")) + 1
+            if chunk.requests and (
+                len(chunk.requests) >= self.max_batch_requests
                 or chunk.size + size + _BODY_OVERHEAD > self.max_batch_bytes
             ):
                 yield chunk
                 chunk = _Chunk(index=chunk.index + 1)
-            chunk.lines.append(raw)
+            chunk.requests.append(item.request)
             chunk.size += size
-        if chunk.lines:
+        if chunk.requests:
             yield chunk
 
     def _submit_job(self, queue: Queue, job: JobRecord, summary: RunSummary) -> None:
         rnd = job.round
         refs = {b.chunk: b for b in job.batches if b.round == rnd}
+        if job.round_submitted and all(b.status != "creating" for b in refs.values()):
+            return  # every chunk of this round has its batch: nothing to send, no payload to read
         for chunk in self._chunks(job, rnd):
             ref = refs.get(chunk.index)
             if ref is not None and ref.status != "creating":
@@ -326,7 +315,7 @@ class Engine:
                 return
             if ref is None:
                 ref = BatchRef(
-                    round=rnd, chunk=chunk.index, request_count=len(chunk.lines), intent_at=iso(utcnow())
+                    round=rnd, chunk=chunk.index, request_count=len(chunk.requests), intent_at=iso(utcnow())
                 )
                 job.batches.append(ref)
                 queue.save()
@@ -340,7 +329,7 @@ class Engine:
     def _create_batch(
         self, queue: Queue, job: JobRecord, ref: BatchRef, chunk: _Chunk, summary: RunSummary
     ) -> None:
-        requests = [ProviderRequest.model_validate_json(_request_json(raw)) for raw in chunk.lines]
+        requests = chunk.requests
 
         def attempt() -> tuple[BatchInfo, bool]:
             if ref.create_attempts > 0:
@@ -349,7 +338,7 @@ class Engine:
                     return found, True
             ref.create_attempts += 1
             queue.save()  # durable intent: a crash after this line means "maybe created"
-            return self.provider.create_batch(requests), False
+            return self.provider.create_batch_json(requests), False
 
         try:
             info, adopted = self._call(attempt)
@@ -430,6 +419,7 @@ class Engine:
                 if info.status == "ended":
                     ref.status = "ended"
                     ref.ended_at = iso(info.ended_at or utcnow())
+                    ref.results_url = info.results_url
                     summary.ended_batches.append(batch_id)
                 elif job.status == "submitted":
                     job.transition("running")
@@ -464,15 +454,26 @@ class Engine:
     def _retry_file(self, job: JobRecord, ref: BatchRef) -> Path:
         return self._batch_file(job, ref, "retry")
 
-    def _expected_ids(self, job: JobRecord, ref: BatchRef) -> dict[str, ItemMeta]:
-        for chunk in self._chunks(job, ref.round):
-            if chunk.index == ref.chunk:
-                out: dict[str, ItemMeta] = {}
-                for raw in chunk.lines:
-                    data = json.loads(raw)
-                    out[str(data["custom_id"])] = ItemMeta.model_validate(data.get("meta") or {})
-                return out
-        return {}
+    def _expected_ids(self, job: JobRecord, ref: BatchRef) -> dict[str, str]:
+        """custom_id -> meta JSON of the requests in this batch.
+
+        A round's chunks are consecutive runs of its requests in payload order, so this batch's
+        requests are the ``request_count`` after those of the round's earlier chunks: no re-chunking
+        by bytes, and ``params`` are never parsed (payload.split_line).
+        """
+        skip = sum(b.request_count for b in job.batches if b.round == ref.round and b.chunk < ref.chunk)
+        payload, subset = self._round_source(job, ref.round)
+        out: dict[str, str] = {}
+        position = 0
+        for item in iter_payload(payload):
+            if subset is not None and item.custom_id not in subset:
+                continue
+            if position >= skip:
+                out[item.custom_id] = item.meta
+                if len(out) >= ref.request_count:
+                    break
+            position += 1
+        return out
 
     def _download(self, queue: Queue, job: JobRecord, ref: BatchRef) -> None:
         assert ref.id is not None
@@ -482,12 +483,9 @@ class Engine:
         target.parent.mkdir(parents=True, exist_ok=True)
 
         def fetch() -> int:
-            n = 0
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for result in self.provider.iter_results(batch_id):
-                    fh.write(result.model_dump_json() + "\n")
-                    n += 1
-            return n
+            # The provider's own JSONL, byte for byte: parsed once, when settling.
+            with open(tmp, "wb") as fh:
+                return self.provider.download_results(batch_id, fh, results_url=ref.results_url)
 
         self._call(fetch)
         tmp.replace(target)
@@ -495,7 +493,23 @@ class Engine:
         job.touch()
         queue.save()
 
+    def _parse_result(self, raw: bytes) -> ProviderResult | None:
+        try:
+            return self.provider.parse_result_line(raw)
+        except ValueError:
+            pass
+        try:
+            # A results file downloaded by an earlier version holds ProviderResult lines.
+            return ProviderResult.model_validate_json(raw)
+        except ValueError:
+            return None
+
     def _settle(self, queue: Queue, job: JobRecord, ref: BatchRef, summary: RunSummary) -> None:
+        """Join the downloaded results with the payload, settle each, and write the ledger.
+
+        Streams: settled lines go to the batch's settled file as they are made and ledger lines to
+        a staged side file, so memory holds only the custom_id -> meta map and the running totals.
+        """
         phase = self.phases.get(job.phase)
         if phase is None:
             raise StateError(f"job {job.id}: unknown phase {job.phase!r}")
@@ -503,73 +517,90 @@ class Engine:
         max_retries = self.config.policy.retry_policy.max_retries
         expected = self._expected_ids(job, ref)
         seen: set[str] = set()
-        settled_lines: list[str] = []
         retry_ids: list[str] = []
-        ledger: list[LedgerLine] = []
         counts: dict[str, int] = {}
         stamp = iso(utcnow())
-        with open(self._batch_file(job, ref, "results.jsonl"), encoding="utf-8") as fh:
-            for raw in fh:
-                result = ProviderResult.model_validate_json(raw)
-                cid = result.custom_id
-                if cid not in expected:
-                    self.warn(f"{job.id}/{ref.id}: result for unknown custom_id {cid!r} ignored")
-                    continue
-                if cid in seen:
-                    self.warn(f"{job.id}/{ref.id}: duplicate result for {cid!r} ignored")
-                    continue
-                seen.add(cid)
-                verdict = settle_outcome(result.outcome, result.error_type)
-                if verdict == "retry" and ref.round <= max_retries:
-                    retry_ids.append(cid)
-                    continue
-                settled = self._settled(phase, job, ref, expected[cid], result, verdict)
-                counts[settled.status] = counts.get(settled.status, 0) + 1
-                settled_lines.append(settled.model_dump_json() + "\n")
-                cost = price_usage(result.usage, price, "batch")
-                ledger.append(
-                    LedgerLine(
-                        timestamp=stamp,
-                        workflow=job.workflow,
-                        phase=job.phase,
-                        job_id=job.id,
-                        batch_id=ref.id,
-                        custom_id=cid,
-                        ticket_id=expected[cid].ticket_id,
-                        provider=job.provider,
-                        model_alias=job.model_alias,
-                        model=result.model or price.model,
-                        mode="batch",
-                        input_tokens=result.usage.input_tokens,
-                        output_tokens=result.usage.output_tokens,
-                        cache_creation_input_tokens=result.usage.cache_creation_input_tokens,
-                        cache_read_input_tokens=result.usage.cache_read_input_tokens,
-                        status=settled.status,
-                        attempts=ref.round,
-                        error=settled.error,
-                        **cost.model_dump(),
+        # Crash window: lines may be in the ledger before the ref says so; skip what is there.
+        present = keys_for_batch(self.layout.ledger_file, job.id, ref.id) if ref.ledger_state == "appending" else set()
+        ledger = LedgerAppend(self.layout.ledger_file, self._batch_file(job, ref, "ledger.part"))
+        bad_lines = 0
+        try:
+            with (
+                open(self._batch_file(job, ref, "results.jsonl"), "rb") as fh,
+                atomic_writer(self._batch_file(job, ref, "settled.jsonl")) as out,
+            ):
+                for raw in fh:
+                    if not raw.strip():
+                        continue
+                    result = self._parse_result(raw)
+                    if result is None:
+                        bad_lines += 1
+                        continue
+                    cid = result.custom_id
+                    if cid not in expected:
+                        self.warn(f"{job.id}/{ref.id}: result for unknown custom_id {cid!r} ignored")
+                        continue
+                    if cid in seen:
+                        self.warn(f"{job.id}/{ref.id}: duplicate result for {cid!r} ignored")
+                        continue
+                    seen.add(cid)
+                    verdict = settle_outcome(result.outcome, result.error_type)
+                    if verdict == "retry" and ref.round <= max_retries:
+                        retry_ids.append(cid)
+                        continue
+                    meta_json = expected[cid]
+                    status, error, line = self._settled_line(phase, ref, meta_json, result, verdict)
+                    counts[status] = counts.get(status, 0) + 1
+                    out.write(line)
+                    if cid in present:
+                        continue
+                    usage = result.usage
+                    cost, interactive, savings = cost_values(usage, price, "batch")
+                    ledger.add_fields(
+                        {
+                            "timestamp": stamp,
+                            "workflow": job.workflow,
+                            "phase": job.phase,
+                            "job_id": job.id,
+                            "batch_id": ref.id,
+                            "custom_id": cid,
+                            "ticket_id": _ticket_id(meta_json),
+                            "provider": job.provider,
+                            "model_alias": job.model_alias,
+                            "model": result.model or price.model,
+                            "mode": "batch",
+                            "input_tokens": usage.input_tokens,
+                            "output_tokens": usage.output_tokens,
+                            "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+                            "cache_read_input_tokens": usage.cache_read_input_tokens,
+                            "cost_usd": cost,
+                            "interactive_cost_usd": interactive,
+                            "savings_usd": savings,
+                            "status": status,
+                            "attempts": ref.round,
+                            "error": error,
+                        }
                     )
-                )
-        missing = [cid for cid in expected if cid not in seen]
-        for cid in missing:
-            if ref.round <= max_retries:
-                retry_ids.append(cid)
-            else:
-                result = ProviderResult(custom_id=cid, outcome="expired", error_message="no result returned")
-                settled = self._settled(phase, job, ref, expected[cid], result, "failed")
-                counts["failed"] = counts.get("failed", 0) + 1
-                settled_lines.append(settled.model_dump_json() + "\n")
+                missing = [cid for cid in expected if cid not in seen]
+                for cid in missing:
+                    if ref.round <= max_retries:
+                        retry_ids.append(cid)
+                    else:
+                        result = ProviderResult(custom_id=cid, outcome="expired", error_message="no result returned")
+                        status, _error, line = self._settled_line(phase, ref, expected[cid], result, "failed")
+                        counts[status] = counts.get(status, 0) + 1
+                        out.write(line)
+        except BaseException:
+            ledger.discard()
+            raise
+        if bad_lines:
+            self.warn(f"{job.id}/{ref.id}: {bad_lines} result line(s) did not parse and were ignored")
         if missing:
             self.warn(f"{job.id}/{ref.id}: {len(missing)} request(s) had no result line")
-        atomic_write_text(self._batch_file(job, ref, "settled.jsonl"), "".join(settled_lines))
         atomic_write_text(self._retry_file(job, ref), "".join(c + "\n" for c in retry_ids))
-        # Crash window: lines may be in the ledger before the ref says so; skip what is there.
-        if ref.ledger_state == "appending":
-            present = keys_for_batch(self.layout.ledger_file, job.id, ref.id)
-            ledger = [line for line in ledger if line.custom_id not in present]
         ref.ledger_state = "appending"
         queue.save()
-        summary.ledger_lines += append_lines(self.layout.ledger_file, ledger)
+        summary.ledger_lines += ledger.commit()
         ref.ledger_state = "done"
         ref.status = "settled"
         for key, n in counts.items():
@@ -580,46 +611,52 @@ class Engine:
         job.touch()
         queue.save()
 
-    def _settled(
-        self,
-        phase: Phase,
-        job: JobRecord,
-        ref: BatchRef,
-        meta: ItemMeta,
-        result: ProviderResult,
-        verdict: str,
-    ) -> SettledResult:
-        base: dict[str, Any] = {
-            "custom_id": result.custom_id,
-            "meta": meta,
-            "batch_id": ref.id,
-            "attempts": ref.round,
-            "usage": result.usage,
-            "model": result.model,
-        }
+    @staticmethod
+    def _settled_line(
+        phase: Phase, ref: BatchRef, meta_json: str, result: ProviderResult, verdict: str
+    ) -> tuple[str, str | None, str]:
+        """(status, error, results-file line) for one request.
+
+        The line is a ``SettledResult`` as JSON, written directly rather than through the model
+        (it runs once per result of 100,000-request batches); ``meta_json`` is the payload's own
+        meta object, copied as it is. tests/test_engine_lines.py checks both agree.
+        """
+        output: dict[str, Any] | None = None
+        error: str | None = None
+        status = "failed"
         if verdict == "succeeded":
             try:
                 output = phase.parse_output(result.text or "")
+                status = "succeeded"
             except OutputError as exc:
-                return SettledResult(status="failed", error=str(exc), **base)
-            return SettledResult(status="succeeded", output=output, **base)
-        detail = result.error_type or result.outcome
-        message = f"{result.outcome}: {detail}" + (
-            f": {result.error_message}" if result.error_message else ""
+                error = str(exc)
+        else:
+            detail = result.error_type or result.outcome
+            error = f"{result.outcome}: {detail}" + (f": {result.error_message}" if result.error_message else "")
+            if ref.round > 1:
+                error += f" (after {ref.round} attempts)"
+        u = result.usage
+        line = (
+            f'{{"custom_id":{_dumps(result.custom_id)},"status":"{status}","meta":{meta_json},'
+            f'"output":{_dumps(output)},"error":{_dumps(error)},"batch_id":{_dumps(ref.id)},'
+            f'"attempts":{int(ref.round)},"usage":{{"input_tokens":{int(u.input_tokens)},'
+            f'"output_tokens":{int(u.output_tokens)},'
+            f'"cache_creation_input_tokens":{int(u.cache_creation_input_tokens)},'
+            f'"cache_read_input_tokens":{int(u.cache_read_input_tokens)},'
+            f'"cache_creation_1h_input_tokens":{int(u.cache_creation_1h_input_tokens)}}},'
+            f'"model":{_dumps(result.model)}}}\n'
         )
-        if ref.round > 1:
-            message += f" (after {ref.round} attempts)"
-        return SettledResult(status="failed", error=message, **base)
+        return status, error, line
 
     def _finish(self, queue: Queue, job: JobRecord, summary: RunSummary) -> None:
         """Every request settled: merge the results, apply them, and close the job."""
-        lines: list[str] = []
-        for ref in job.batches:
-            path = self._batch_file(job, ref, "settled.jsonl")
-            if path.exists():
-                lines.extend(path.read_text(encoding="utf-8").splitlines(keepends=True))
         result_path = self.layout.results_dir / f"{safe_file_name(job.id)}.jsonl"
-        atomic_write_text(result_path, "".join(lines))
+        with atomic_writer(result_path) as out:
+            for ref in job.batches:
+                path = self._batch_file(job, ref, "settled.jsonl")
+                if path.exists():
+                    with open(path, encoding="utf-8") as part:
+                        shutil.copyfileobj(part, out, 1 << 20)
         job.result_path = self.layout.rel(result_path)
         queue.save()
         phase = self.phases[job.phase]
@@ -627,25 +664,55 @@ class Engine:
         if applied.report_path:
             job.report_path = applied.report_path
             summary.reports.append(applied.report_path)
-        failed = [r for r in iter_settled(result_path) if r.status == "failed"]
-        if failed and len(failed) == job.request_count:
-            job.transition("failed", error=self._failure_text(failed))
+        n_failed, shown = self._failures(result_path)
+        if n_failed and n_failed == job.request_count:
+            job.transition("failed", error=self._failure_text(n_failed, shown))
             summary.failed_jobs.append(job.id)
         else:
-            job.transition("completed", error=self._failure_text(failed) if failed else None)
+            job.transition("completed", error=self._failure_text(n_failed, shown) if n_failed else None)
             summary.completed_jobs.append(job.id)
         queue.save()
         # The merged results file is the record; per-batch working files would only bloat the repository.
         shutil.rmtree(self._job_dir(job), ignore_errors=True)
 
     @staticmethod
-    def _failure_text(failed: list[SettledResult]) -> str:
-        shown = "; ".join(f"{r.custom_id}: {r.error}" for r in failed[:10])
-        more = f"; and {len(failed) - 10} more" if len(failed) > 10 else ""
+    def _failures(result_path: Path, keep: int = 10) -> tuple[int, list[SettledResult]]:
+        """How many results failed, and the first ``keep`` of them (one cheap pass, no list of all)."""
+        count = 0
+        shown: list[SettledResult] = []
+        with open(result_path, encoding="utf-8") as fh:
+            for raw in fh:
+                if '"status":"failed"' not in raw:
+                    continue
+                try:
+                    res = SettledResult.model_validate_json(raw)
+                except ValueError:
+                    continue
+                if res.status != "failed":
+                    continue
+                count += 1
+                if len(shown) < keep:
+                    shown.append(res)
+        return count, shown
+
+    @staticmethod
+    def _failure_text(count: int, shown: list[SettledResult]) -> str:
+        listed = "; ".join(f"{r.custom_id}: {r.error}" for r in shown)
+        more = f"; and {count - len(shown)} more" if count > len(shown) else ""
         return (
-            f"{len(failed)} request(s) failed: {shown}{more}. Fix the tickets or the payload, "
+            f"{count} request(s) failed: {listed}{more}. Fix the tickets or the payload, "
             "then run `batch-ops retry JOB`"
         )
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _ticket_id(meta_json: str) -> str | None:
+    if '"ticket_id"' not in meta_json:
+        return None
+    value = json.loads(meta_json).get("ticket_id")
+    return value if isinstance(value, str) else None
 
 
 def wait_until(deadline: float) -> float:

@@ -49,6 +49,12 @@ class Cost(BaseModel):
 
 def price_usage(usage: Usage, price: ModelPrice, mode: Mode) -> Cost:
     """What the tokens cost in this mode, and what they would have cost interactively."""
+    cost, interactive, savings = cost_values(usage, price, mode)
+    return Cost(cost_usd=cost, interactive_cost_usd=interactive, savings_usd=savings)
+
+
+def cost_values(usage: Usage, price: ModelPrice, mode: Mode) -> tuple[float, float, float]:
+    """``price_usage`` as a plain (cost, interactive cost, savings) tuple, for per-line loops."""
     per_in = price.input_usd_per_mtok / 1_000_000
     per_out = price.output_usd_per_mtok / 1_000_000
     write_1h = min(usage.cache_creation_1h_input_tokens, usage.cache_creation_input_tokens)
@@ -61,7 +67,7 @@ def price_usage(usage: Usage, price: ModelPrice, mode: Mode) -> Cost:
         + usage.output_tokens * per_out
     )
     cost = interactive * price.batch_discount if mode == "batch" else interactive
-    return Cost(cost_usd=cost, interactive_cost_usd=interactive, savings_usd=interactive - cost)
+    return cost, interactive, interactive - cost
 
 
 class LedgerLine(BaseModel):
@@ -129,6 +135,12 @@ class LedgerAppend:
         self._totals.add(line)
         self.count += 1
 
+    def add_fields(self, fields: dict[str, Any]) -> None:
+        """One line given as a dict of every ``LedgerLine`` field (the caller vouches for the types)."""
+        self._fh.write(_encode(fields) + "\n")
+        self._totals.add_fields(fields)
+        self.count += 1
+
     def commit(self) -> int:
         self._fh.close()
         if self.count:
@@ -143,6 +155,7 @@ class LedgerAppend:
 
 
 _BLOCK = 1 << 20
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _append(path: Path, blocks: Iterable[bytes], totals: _Totals, count: int) -> None:
@@ -268,18 +281,21 @@ class _Totals:
         self.groups: dict[tuple[str, ...], list[float]] = {}
 
     def add(self, line: LedgerLine) -> None:
-        key = (line.timestamp[:10], line.workflow, line.phase, line.model_alias, line.model, line.mode, line.status)
+        self.add_fields(line.__dict__)
+
+    def add_fields(self, f: dict[str, Any]) -> None:
+        key = (f["timestamp"][:10], f["workflow"], f["phase"], f["model_alias"], f["model"], f["mode"], f["status"])
         sums = self.groups.get(key)
         if sums is None:
             sums = self.groups[key] = [0, 0, 0, 0, 0, 0.0, 0.0, 0.0]
         sums[0] += 1
-        sums[1] += line.input_tokens
-        sums[2] += line.output_tokens
-        sums[3] += line.cache_creation_input_tokens
-        sums[4] += line.cache_read_input_tokens
-        sums[5] += line.cost_usd
-        sums[6] += line.interactive_cost_usd
-        sums[7] += line.savings_usd
+        sums[1] += f["input_tokens"]
+        sums[2] += f["output_tokens"]
+        sums[3] += f["cache_creation_input_tokens"]
+        sums[4] += f["cache_read_input_tokens"]
+        sums[5] += f["cost_usd"]
+        sums[6] += f["interactive_cost_usd"]
+        sums[7] += f["savings_usd"]
 
     def merge_into(self, summary: LedgerSummary) -> None:
         index = {tuple(getattr(g, k) for k in _GROUP_KEYS): g for g in summary.groups}

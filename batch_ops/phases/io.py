@@ -28,9 +28,15 @@ def iter_settled(path: Path) -> Iterator[SettledResult]:
 
 
 def latest_completed_results(
-    layout: Layout, phase: str, *, extra_job: str | None = None
+    layout: Layout, phase: str, *, extra_job: str | None = None, wanted: set[str] | None = None
 ) -> dict[str, SettledResult]:
-    """ticket_id -> the newest settled result among this phase's completed jobs (and ``extra_job``)."""
+    """ticket_id -> the newest settled result among this phase's completed jobs (and ``extra_job``).
+
+    With ``wanted``, only those tickets are kept (and nothing is read when it is empty): a phase
+    that reports on the pending tickets need not hold every result of every past job.
+    """
+    if wanted is not None and not wanted:
+        return {}
     jobs, _ = read_queue(layout)
     chosen = [
         j
@@ -42,7 +48,7 @@ def latest_completed_results(
     for job in chosen:
         assert job.result_path is not None
         for res in iter_settled(layout.resolve_ops_path(job.result_path)):
-            if res.meta.ticket_id:
+            if res.meta.ticket_id and (wanted is None or res.meta.ticket_id in wanted):
                 latest[res.meta.ticket_id] = res
     return latest
 

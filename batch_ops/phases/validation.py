@@ -140,7 +140,8 @@ class ValidationPhase(Phase):
                 summary.applied += 1
             else:
                 summary.failed += 1
-        verdicts = latest_completed_results(ctx.layout, self.name, extra_job=job_id)
+        wanted = {t.id for t in ctx.scan.pending}
+        verdicts = latest_completed_results(ctx.layout, self.name, extra_job=job_id, wanted=wanted)
         rows: list[dict[str, Any]] = []
         for ticket in sorted(ctx.scan.pending, key=lambda t: t.id):
             tri = ctx.triage.get(ticket.id)
