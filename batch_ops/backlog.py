@@ -20,11 +20,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from batch_ops.errors import TicketError
+from batch_ops.frontmatter import parse_simple
 
 _ID_IN_NAME = re.compile(r"^([A-Z][A-Z0-9]*-\d+[a-z]?)")
 _AC_LINE = re.compile(r"^\s*[-*]\s*\[[ xX]\]\s*\S")
 _FENCE = re.compile(r"^\s*(```|~~~)")
+# A fence line or a "## " heading line (text is LF-only here); group 1 is set for a fence.
+_MARK_LINE = re.compile(r"^(?:[ \t\f\v]*(```|~~~)|## (.*))", re.MULTILINE)
 MAX_TICKET_BYTES = 2_000_000
+# libyaml's parser when PyYAML was built with it: the same safe constructor and resolver as
+# yaml.safe_load (so the same values), about ten times faster on front matter.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class Section(BaseModel):
@@ -162,20 +168,21 @@ def _decode(raw: bytes) -> tuple[str, bool, bool]:
 def _split_sections(text: str, body_start: int) -> tuple[Section, ...]:
     sections: list[Section] = []
     heads: list[tuple[str, int]] = []
-    offset = 0
     in_fence = False
-    for line in text.splitlines(keepends=True):
-        if offset >= body_start:
-            if _FENCE.match(line):
-                in_fence = not in_fence
-            elif not in_fence and line.startswith("## "):
-                heads.append((line[3:].strip(), offset))
-        offset += len(line)
+    # Only fence and heading lines matter: find them with one regex scan instead of a loop per line.
+    for match in _MARK_LINE.finditer(text, body_start):
+        if match.group(1) is not None:
+            in_fence = not in_fence
+        elif not in_fence:
+            heads.append((match.group(2).strip(), match.start()))
     for i, (heading, start) in enumerate(heads):
         end = heads[i + 1][1] if i + 1 < len(heads) else len(text)
         line_end = text.find("\n", start)
         body_from = len(text) if line_end == -1 else line_end + 1
-        sections.append(Section(heading=heading, body=text[body_from:end].strip("\n"), start=start, end=end))
+        # Built by this function from offsets into the text: nothing for validation to check.
+        sections.append(
+            Section.model_construct(heading=heading, body=text[body_from:end].strip("\n"), start=start, end=end)
+        )
     return tuple(sections)
 
 
@@ -200,7 +207,9 @@ def parse_ticket(raw: bytes, rel_path: str, state_dir: str = "pending") -> Ticke
     if front_end < len(text) and text[front_end] == "\n":
         front_end += 1
     try:
-        front = yaml.safe_load(yaml_text) if yaml_text.strip() else {}
+        front = parse_simple(yaml_text)  # the common flat case, without a YAML parser
+        if front is None:
+            front = yaml.load(yaml_text, Loader=_YAML_LOADER) if yaml_text.strip() else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}" if mark is not None else ""
@@ -220,7 +229,8 @@ def parse_ticket(raw: bytes, rel_path: str, state_dir: str = "pending") -> Ticke
     else:
         m = _ID_IN_NAME.match(file_name)
         ticket_id, from_name = (m.group(1) if m else file_name.removesuffix(".md")), True
-    return Ticket(
+    # Every field is built above with its declared type; validating would copy the text again.
+    return Ticket.model_construct(
         path=rel_path,
         state_dir=state_dir,
         id=ticket_id,
