@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import batch_ops.providers.anthropic  # noqa: F401 - imported before the clock starts
 from batch_ops.commands._common import default_provider
 from batch_ops.config import load_config
 from batch_ops.engine import Engine, RunSummary
