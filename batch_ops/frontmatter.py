@@ -26,7 +26,7 @@ _SPECIAL = frozenset(
 )
 
 
-def _scalar(text: str, item: bool = False) -> tuple[bool, Any]:
+def _scalar(text: str, item: bool = False, json_safe: bool = False) -> tuple[bool, Any]:
     """(accepted, value) for one plain or quoted scalar."""
     if (item and _ITEM.fullmatch(text)) or (not item and _WORD.fullmatch(text)):
         if text in _SPECIAL or (len(text) == 1 and text in "yYnN"):
@@ -36,9 +36,10 @@ def _scalar(text: str, item: bool = False) -> tuple[bool, Any]:
         return True, int(text)
     if _DATE.fullmatch(text):
         try:
-            return True, dt.date.fromisoformat(text)
+            day = dt.date.fromisoformat(text)
         except ValueError:
             return False, None
+        return True, day.isoformat() if json_safe else day
     if not item and len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         inner = text[1:-1]
         if text[0] not in inner and "\\" not in inner and inner.isprintable() and inner == inner.strip():
@@ -46,8 +47,11 @@ def _scalar(text: str, item: bool = False) -> tuple[bool, Any]:
     return False, None
 
 
-def parse_simple(yaml_text: str) -> dict[str, Any] | None:
-    """The mapping ``yaml.safe_load(yaml_text)`` would return, or None if the text is not simple."""
+def parse_simple(yaml_text: str, *, json_safe: bool = False) -> dict[str, Any] | None:
+    """The mapping ``yaml.safe_load(yaml_text)`` would return, or None if the text is not simple.
+
+    With ``json_safe`` dates come back as ISO strings, as ``backlog._json_safe`` would make them.
+    """
     out: dict[str, Any] = {}
     for line in yaml_text.split("\n"):
         if not line:
@@ -70,13 +74,13 @@ def parse_simple(yaml_text: str) -> dict[str, Any] | None:
                 continue
             items: list[Any] = []
             for part in inner.split(", "):
-                ok, item = _scalar(part, item=True)
+                ok, item = _scalar(part, item=True, json_safe=json_safe)
                 if not ok:
                     return None
                 items.append(item)
             out[key] = items
             continue
-        ok, scalar = _scalar(value)
+        ok, scalar = _scalar(value, json_safe=json_safe)
         if not ok:
             return None
         out[key] = scalar

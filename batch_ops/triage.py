@@ -41,6 +41,10 @@ RISK_WORDS = (
 _RISK_RE = re.compile(
     r"(?<![\w/.-])(" + "|".join(re.escape(w) for w in RISK_WORDS) + r")(?![\w/.-])", re.IGNORECASE
 )
+_RISK_SET = frozenset(RISK_WORDS)
+# A maximal run of word characters, '/', '.' and '-': a risk word matches _RISK_RE exactly when
+# such a run is that word (the regex's look-arounds exclude the same characters on both sides).
+_TOKEN_RE = re.compile(r"[\w/.-]+")
 _STRONG_TAGS = frozenset({"security", "architecture", "migration", "compliance"})
 _TEXT_SECTIONS = ("Description", "Context")
 
@@ -54,7 +58,7 @@ class TriageResult(BaseModel):
 
 def _risk_words(ticket: Ticket) -> list[str]:
     texts = [ticket.title] + [ticket.section(name) or "" for name in _TEXT_SECTIONS]
-    words = {m.group(1).lower() for text in texts for m in _RISK_RE.finditer(text)}
+    words = {tok for text in texts for tok in _TOKEN_RE.findall(text.lower()) if tok in _RISK_SET}
     return sorted(words)
 
 

@@ -145,3 +145,10 @@ def test_incomplete_tickets_get_a_finding_with_a_reason() -> None:
     assert "section.affected_files" in codes["TASK-014"]
     assert "section.verification_commands" in codes["FEAT-028"]
     assert "section.description" in codes["IDEA-007"]
+
+
+def test_headings_inside_fences_are_not_sections() -> None:
+    text = "---\nid: A-1\n---\n## A\n```\n## not\n```\n  ~~~x\n## B\n x ```\n## C\n\u00a0```\n## D\n```\n## E"
+    ticket = parse_ticket(text.encode(), "backlog/data/pending/A-1.md")
+    assert [s.heading for s in ticket.sections] == ["A", "D"]
+    assert ticket.section("d") == "```\n## E"

@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batch_ops.backlog import parse_ticket, scan_backlog
 from batch_ops.cli import main
@@ -80,3 +82,18 @@ def test_triage_command_prints_buckets_and_explains(tmp_path: Path, capsys: pyte
     assert main(["triage", "--repo", str(SAMPLE), "--explain"]) == 0
     explained = json.loads(capsys.readouterr().out)
     assert explained["reasons"]["SEC-002"]
+
+
+_PIECES = ["auth", "OAuth", "Security", "race", "data-loss", "src/auth/", "x", "_", "-", ".", "/", " ", "\n", "é",
+           "migration", "pii", "9", "(", ")", ","]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=12))
+def test_risk_word_tokens_agree_with_the_regex(parts: list[str]) -> None:
+    from batch_ops.triage import _RISK_RE, _RISK_SET, _TOKEN_RE
+
+    text = "".join(parts)
+    by_regex = {m.group(1).lower() for m in _RISK_RE.finditer(text)}
+    by_tokens = {tok for tok in _TOKEN_RE.findall(text.lower()) if tok in _RISK_SET}
+    assert by_regex == by_tokens
