@@ -77,7 +77,9 @@ class RunSummary(BaseModel):
 @dataclass
 class _Chunk:
     index: int
-    requests: list[str] = field(default_factory=list)  # the JSON sent for each request of this chunk
+    # The JSON sent for each request, as UTF-8 bytes: one byte per byte sent, where a str holding a
+    # single non-Latin-1 character (an em dash in a ticket) takes two or four bytes per character.
+    requests: list[bytes] = field(default_factory=list)
     size: int = 0
 
 
@@ -288,14 +290,15 @@ class Engine:
         for item in iter_payload(payload):
             if subset is not None and item.custom_id not in subset:
                 continue
-            size = len(item.request.encode("utf-8")) + 1
+            data = item.request.encode("utf-8")
+            size = len(data) + 1
             if chunk.requests and (
                 len(chunk.requests) >= self.max_batch_requests
                 or chunk.size + size + _BODY_OVERHEAD > self.max_batch_bytes
             ):
                 yield chunk
                 chunk = _Chunk(index=chunk.index + 1)
-            chunk.requests.append(item.request)
+            chunk.requests.append(data)
             chunk.size += size
         if chunk.requests:
             yield chunk
@@ -308,6 +311,7 @@ class Engine:
         for chunk in self._chunks(job, rnd):
             ref = refs.get(chunk.index)
             if ref is not None and ref.status != "creating":
+                chunk.requests.clear()
                 continue
             if ref is None and self._in_flight(queue) >= self.config.policy.max_concurrent_batch_jobs:
                 cap = self.config.policy.max_concurrent_batch_jobs
@@ -320,6 +324,8 @@ class Engine:
                 job.batches.append(ref)
                 queue.save()
             self._create_batch(queue, job, ref, chunk, summary)
+            # Let the chunk go before the next is read: at most one batch's bytes in memory.
+            chunk.requests.clear()
             if job.status == "failed":
                 return
         job.round_submitted = True

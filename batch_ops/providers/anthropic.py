@@ -245,20 +245,20 @@ def parse_result_line(raw: bytes | str) -> ProviderResult:
         raise ValueError(f"not a batch result line ({type(exc).__name__}: {exc})") from None
 
 
-def _body(requests: Sequence[str]) -> Iterator[bytes]:
+def _body(requests: Sequence[bytes]) -> Iterator[bytes]:
     """``{"requests": [...]}`` from serialised requests, in pieces of about 1 MB."""
-    pending: list[str] = ['{"requests":[']
+    pending: list[bytes] = [b'{"requests":[']
     size = 0
     for i, request in enumerate(requests):
         if i:
-            pending.append(",")
+            pending.append(b",")
         pending.append(request)
         size += len(request)
         if size >= _BODY_PIECE:
-            yield "".join(pending).encode("utf-8")
+            yield b"".join(pending)
             pending, size = [], 0
-    pending.append("]}")
-    yield "".join(pending).encode("utf-8")
+    pending.append(b"]}")
+    yield b"".join(pending)
 
 
 class AnthropicProvider:
@@ -320,7 +320,7 @@ class AnthropicProvider:
                 f"results of {batch_id}: malformed result line ({type(exc).__name__})"
             ) from None
 
-    def create_batch_json(self, requests: Sequence[str]) -> BatchInfo:
+    def create_batch_json(self, requests: Sequence[bytes]) -> BatchInfo:
         try:
             batch = self._client.post(
                 "/v1/messages/batches",

@@ -94,8 +94,8 @@ class Provider(Protocol):
         """Run one request interactively (full price, immediate)."""
         ...
 
-    def create_batch_json(self, requests: Sequence[str]) -> BatchInfo:
-        """Create a batch from requests already serialised as ``{"custom_id": ..., "params": ...}`` JSON.
+    def create_batch_json(self, requests: Sequence[bytes]) -> BatchInfo:
+        """Create a batch from requests serialised as ``{"custom_id": ..., "params": ...}`` UTF-8 JSON.
 
         The body is streamed from these strings: no per-request objects, one batch's bytes in memory.
         """
