@@ -29,6 +29,67 @@ _BATCH_PATH_RE = re.compile(r"^/v1/messages/batches/([^/]+)(/cancel|/results)?$"
 _CHUNK_BYTES = 64 * 1024
 
 
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def _split_create_body(text: str) -> tuple[dict[str, Any], list[tuple[int, int]]] | None:
+    """Parse a create body, keeping where each element of ``requests`` lies in ``text``.
+
+    The same values as ``json.loads`` (every value is decoded by the json module itself; only the
+    outer object and the array are walked here), plus the spans, so each request can be kept as
+    the bytes it came in instead of being serialised again. None for anything unexpected: the
+    caller then parses the body with ``json.loads`` and reports its error.
+    """
+    pos = _WS.match(text, 0).end()  # type: ignore[union-attr]
+    if not text.startswith("{", pos):
+        return None
+    body: dict[str, Any] = {}
+    spans: list[tuple[int, int]] = []
+    pos = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+    if text.startswith("}", pos):
+        return (body, spans) if not text[pos + 1 :].strip(" \t\n\r") else None
+    while True:
+        key, pos = _DECODER.raw_decode(text, pos)
+        if not isinstance(key, str):
+            return None
+        pos = _WS.match(text, pos).end()  # type: ignore[union-attr]
+        if not text.startswith(":", pos):
+            return None
+        pos = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+        if key == "requests" and text.startswith("[", pos):
+            items: list[Any] = []
+            spans = []
+            pos = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+            if text.startswith("]", pos):
+                pos += 1
+            else:
+                while True:
+                    start = pos
+                    value, pos = _DECODER.raw_decode(text, pos)
+                    items.append(value)
+                    spans.append((start, pos))
+                    pos = _WS.match(text, pos).end()  # type: ignore[union-attr]
+                    if text.startswith(",", pos):
+                        pos = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+                        continue
+                    if text.startswith("]", pos):
+                        pos += 1
+                        break
+                    return None
+            body[key] = items
+        else:
+            body[key], pos = _DECODER.raw_decode(text, pos)
+        pos = _WS.match(text, pos).end()  # type: ignore[union-attr]
+        if text.startswith(",", pos):
+            pos = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+            continue
+        if text.startswith("}", pos):
+            break
+        return None
+    return (body, spans) if not text[pos + 1 :].strip(" \t\n\r") else None
+
+
 class _ApiError(Exception):
     def __init__(self, status: int, message: str, error_type: str | None = None) -> None:
         super().__init__(message)
@@ -67,6 +128,8 @@ def _route(method: str, path: str) -> tuple[str, str | None] | None:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    _endpoint: str | None = None
+    _work_from = 0.0
     protocol_version = "HTTP/1.1"
     server_version = "batch-ops-sandbox"
 
@@ -87,6 +150,14 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.app._track(self.connection, add=False)
 
+    def handle_one_request(self) -> None:
+        self._endpoint = None
+        super().handle_one_request()
+        if self._endpoint is not None:
+            # Time this request kept the sandbox busy once its body was in: what a client waits on
+            # the server for, which a benchmark of the client subtracts.
+            self.app._add_busy(str(self._endpoint), time.perf_counter() - self._work_from)
+
     def do_GET(self) -> None:
         self._handle("GET")
 
@@ -99,6 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         self._body_read = False
         self._streaming = False
+        self._endpoint = None
+        self._work_from = time.perf_counter()
         try:
             self._dispatch(method)
         except _ApiError as exc:
@@ -131,7 +204,9 @@ class _Handler(BaseHTTPRequestHandler):
             if length > limit:
                 self._discard(length)
                 raise _ApiError(413, f"Request exceeds the maximum allowed size of {limit} bytes")
-            return self.rfile.read(length)
+            data = self.rfile.read(length)
+            self._work_from = time.perf_counter()
+            return data
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             parts: list[bytes] = []
             total = 0
@@ -147,6 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _ApiError(413, f"Request exceeds the maximum allowed size of {limit} bytes")
                 parts.append(self.rfile.read(size))
                 self.rfile.readline()
+            self._work_from = time.perf_counter()
             return b"".join(parts)
         return b""
 
@@ -246,6 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             raise _ApiError(404, f"{method} {path} is not an endpoint of this API")
         endpoint, batch_id = route
+        self._endpoint = endpoint
         fault = self.app._next_call(endpoint)
         if fault.kind == "reset":
             self._drop_connection()
@@ -261,10 +338,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized():
             raise _ApiError(401, "x-api-key header is required")
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        body = self._parse_json(raw) if raw.strip() else None
         if endpoint == "create":
-            self._create(body, fault)
-        elif endpoint == "list":
+            self._create(raw, fault)
+            return
+        body = self._parse_json(raw) if raw.strip() else None
+        if endpoint == "list":
             self._list(query)
         elif endpoint == "messages":
             self._messages(body)
@@ -286,7 +364,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _ApiError(400, f"malformed scenario: {exc}") from None
             self._send_json(200, {"ok": True})
         elif (method, path) == ("GET", "/_sandbox/stats"):
-            self._send_json(200, {"calls": app.calls, "batches": app.batch_summaries()})
+            self._send_json(200, {"calls": app.calls, "busy_seconds": app.busy_seconds,
+                                  "batches": app.batch_summaries()})
         elif (method, path) == ("POST", "/_sandbox/reset"):
             self._read_body()
             app.reset()
@@ -296,8 +375,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- endpoints --------------------------------------------------------------------------
 
-    def _create(self, body: Any, fault: Fault) -> None:
+    def _create(self, raw: bytes, fault: Fault) -> None:
         app = self.app
+        spans: list[tuple[int, int]] | None = None
+        text = ""
+        body: Any = None
+        if raw.strip():
+            try:
+                text = raw.decode("utf-8")
+                parsed = _split_create_body(text)
+            except (UnicodeDecodeError, ValueError):
+                parsed = None
+            if parsed is not None:
+                body, spans = parsed
+            else:
+                body = self._parse_json(raw)
         if not isinstance(body, dict):
             raise _ApiError(400, "Request body must be a JSON object")
         requests = body.get("requests")
@@ -327,7 +419,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not isinstance(item.get("params"), dict):
                 raise _ApiError(400, f"requests.{i}.params: Field required")
             custom_ids.append(custom_id)
-            params.append(compact(item["params"]).encode())
+            # The request's own JSON as sent when the body was split in place (no second dump).
+            params.append(text[spans[i][0] : spans[i][1]].encode() if spans is not None else compact(item).encode())
         now = time.time()
         batch = app._store.create(custom_ids, params, app._scenario(), now)
         payload = app._store.batch_json(batch, self._base_url(), now)
@@ -427,6 +520,7 @@ class SandboxServer:
         self._store = Store(processing_seconds)
         self._cursor = FaultCursor(parse_scenario(scenario))
         self._calls = dict.fromkeys(ENDPOINTS, 0)
+        self._busy = dict.fromkeys(ENDPOINTS, 0.0)
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._thread: threading.Thread | None = None
@@ -482,6 +576,16 @@ class SandboxServer:
             self._cursor = FaultCursor(parsed)
 
     @property
+    def busy_seconds(self) -> dict[str, float]:
+        """Seconds spent per endpoint from each request's body being read to its answer sent."""
+        with self._store.lock:
+            return dict(self._busy)
+
+    def _add_busy(self, endpoint: str, seconds: float) -> None:
+        with self._store.lock:
+            self._busy[endpoint] = self._busy.get(endpoint, 0.0) + seconds
+
+    @property
     def calls(self) -> dict[str, int]:
         with self._store.lock:
             return dict(self._calls)
@@ -494,6 +598,7 @@ class SandboxServer:
         with self._store.lock:
             self._store.reset()
             self._calls = dict.fromkeys(ENDPOINTS, 0)
+            self._busy = dict.fromkeys(ENDPOINTS, 0.0)
             self._cursor = FaultCursor(self._cursor.scenario)
 
     def _scenario(self) -> Scenario:

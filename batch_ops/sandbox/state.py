@@ -69,7 +69,8 @@ class Batch:
     created_at: float
     processing_seconds: float
     custom_ids: list[str]
-    # Raw compact JSON per request: a 100k x 2 KB batch costs about its own body size, not dicts.
+    # Each request's JSON ({"custom_id", "params"}) as bytes: a 100k x 2 KB batch costs about its
+    # own body size, not dicts. ``params_of`` reads one back.
     params: list[bytes]
     scenario: Scenario
     cancel_seconds: float
@@ -79,6 +80,9 @@ class Batch:
     # The results file once rendered in full: whole lines joined into pieces of ~256 KB.
     rendered: list[bytes] | None = field(default=None, repr=False)
     rendered_bytes: int = 0
+
+    def params_of(self, i: int) -> Any:
+        return json.loads(self.params[i])["params"]
 
     def ended_at(self) -> float:
         natural = self.created_at + self.processing_seconds
@@ -165,7 +169,7 @@ class Store:
             elif every(faults.canceled_every, i):
                 outcomes[i] = CANCELED
             else:
-                params = json.loads(batch.params[i])
+                params = batch.params_of(i)
                 if validate_params(params) is not None:
                     outcomes[i] = BAD_PARAMS
                     continue
@@ -280,7 +284,7 @@ class Store:
         if code == INVALID:
             return {"type": "errored", "error": error_body("invalid_request_error",
                                                            "sandbox: scripted invalid request")}
-        params = json.loads(batch.params[i])
+        params = batch.params_of(i)
         problem = validate_params(params)
         if code == BAD_PARAMS or problem is not None:
             return {"type": "errored", "error": error_body("invalid_request_error", problem)}

@@ -839,3 +839,28 @@ def test_every_sandbox_response_is_an_sdk_type(client: anthropic.Anthropic) -> N
     Message.model_validate(raw.http_response.json())
     created = client.messages.batches.with_raw_response.create(requests=reqs(2))
     MessageBatch.model_validate(created.http_response.json())
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"requests":[{"a":1}, {"b":[2]} ]}', ' { "requests" : [ ] , "x" : {"y": "}"} } ', '{"requests":[1,2,]}',
+     '{"requests":[1] "x":2}', "{}", '{"requests":[1]} x', "[1]", '{"requests": {"a": 1}}',
+     '{"a":1,"requests":[{"c":"\\u00e9 é"}],"requests":[3]}', '{"requests":[{"x":[1,{"y":"]"}]}]}'],
+)  # fmt: skip
+def test_create_body_split_in_place_agrees_with_json_loads(text: str) -> None:
+    from batch_ops.sandbox.server import _split_create_body
+
+    try:
+        expected: Any = json.loads(text)
+    except ValueError:
+        expected = None
+    try:
+        got = _split_create_body(text)
+    except ValueError:
+        got = None
+    if got is None:
+        return  # declined: the server falls back to json.loads and its error
+    body, spans = got
+    assert body == expected
+    if isinstance(body.get("requests"), list):
+        assert [json.loads(text[s:e]) for s, e in spans] == body["requests"]
