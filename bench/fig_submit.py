@@ -5,7 +5,9 @@ each, so at full size the job exceeds 256 MB and splits into several batches).
 
 Measured: ``Engine.submit()`` in a fresh process: reading the payload, chunking it under the
 100,000-request and 256 MB limits, and one create call per chunk through the real SDK to a sandbox
-in another process (the wall time includes the sandbox reading each body, as a real API would).
+in another process. The figure judged is the client's: the wall time less the time the sandbox
+spent on each create once it had the body (parsing 256 MB of JSON in Python, which a real API
+does on its own machines); the full wall time is in the notes.
 
 Baseline: ``json.dumps`` of the same requests (the ``custom_id`` and ``params`` of every payload line).
 """
@@ -67,6 +69,7 @@ def run(ctx: Context) -> list[Row]:
     with Sandbox(ctx.workdir, processing_seconds=3600) as sandbox:
         measured = run_child("bench.fig_submit:submit", {"repo": str(repo)}, env={"ANTHROPIC_BASE_URL": sandbox.url})
         calls = sandbox.calls()
+        server_s = sandbox.busy_seconds()["create"]
     base = run_child("bench.fig_submit:baseline", {"path": str(payload)})
     jobs, _ = read_queue(Layout(root=repo))
     job = jobs[0]
@@ -83,18 +86,21 @@ def run(ctx: Context) -> list[Row]:
         f"fig 2: {len(chunks)} batch(es) of "
         + ", ".join(f"{c:,} requests / {s / 2**20:,.0f} MB" for c, s in chunks)
         + f"; create calls {calls['create']}; job {job.status}; client CPU {measured.cpu_s:.2f}s",
+        f"fig 2: wall {measured.wall_s:.2f}s of which the sandbox parsing and storing the bodies "
+        f"{server_s:.2f}s; wall / baseline {measured.wall_s / base.wall_s:.2f}",
     ]
+    client_s = measured.wall_s - server_s
     if not correct:
         notes.append("fig 2: WRONG OUTCOME: the batches created do not match the chunks expected")
-    ratio = measured.wall_s / base.wall_s
+    ratio = client_s / base.wall_s
     return [
         Row(
             figure="2",
-            what="submit one full job",
+            what="submit one full job (client)",
             size=f"{count:,} requests, {total_mb:,.0f} MB",
-            wall_s=measured.wall_s,
+            wall_s=client_s,
             rss_mb=measured.peak_rss_mb,
-            throughput=rate(total_mb, measured.wall_s, "MB"),
+            throughput=rate(total_mb, client_s, "MB"),
             baseline_s=base.wall_s,
             ratio=ratio,
             bar=f"ratio <= 3, RSS <= {rss_bar:,.0f} MB",

@@ -114,6 +114,11 @@ class Sandbox:
         calls: dict[str, int] = self._get("/_sandbox/stats")["calls"]
         return calls
 
+    def busy_seconds(self) -> dict[str, float]:
+        """Seconds the sandbox spent per endpoint after reading each request's body."""
+        busy: dict[str, float] = self._get("/_sandbox/stats")["busy_seconds"]
+        return busy
+
     def batch(self, batch_id: str) -> dict[str, Any]:
         req = urllib.request.Request(f"{self.url}/v1/messages/batches/{batch_id}", headers={"x-api-key": API_KEY})
         with urllib.request.urlopen(req, timeout=60) as resp:
