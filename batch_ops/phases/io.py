@@ -43,13 +43,20 @@ def latest_completed_results(
         for j in jobs
         if j.phase == phase and j.result_path and (j.status == "completed" or j.id == extra_job)
     ]
-    chosen.sort(key=lambda j: (j.updated_at, j.id))
+    # Newest job first, keeping the first verdict found per ticket: with ``wanted``, the walk stops
+    # as soon as every wanted ticket has one, so a queue of 10,000 old jobs is not read through.
+    chosen.sort(key=lambda j: (j.updated_at, j.id), reverse=True)
     latest: dict[str, SettledResult] = {}
     for job in chosen:
         assert job.result_path is not None
+        in_job: dict[str, SettledResult] = {}
         for res in iter_settled(layout.resolve_ops_path(job.result_path)):
             if res.meta.ticket_id and (wanted is None or res.meta.ticket_id in wanted):
-                latest[res.meta.ticket_id] = res
+                in_job[res.meta.ticket_id] = res  # within one job, the later line wins
+        for ticket_id, res in in_job.items():
+            latest.setdefault(ticket_id, res)
+        if wanted is not None and len(latest) >= len(wanted):
+            break
     return latest
 
 
