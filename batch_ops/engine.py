@@ -30,7 +30,7 @@ from batch_ops.config import Config
 from batch_ops.errors import PolicyRefusal, StateError
 from batch_ops.ledger import LedgerAppend, cost_values, keys_for_batch
 from batch_ops.paths import Layout, safe_file_name
-from batch_ops.payload import iter_payload
+from batch_ops.payload import iter_payload, iter_payload_meta
 from batch_ops.phases.base import OutputError, Phase, PhaseContext, PlannedItem, SettledResult
 from batch_ops.phases.io import iter_settled
 from batch_ops.policy import (
@@ -41,7 +41,7 @@ from batch_ops.policy import (
     call_with_retry,
     settle_outcome,
 )
-from batch_ops.providers.base import BatchInfo, Provider, ProviderResult
+from batch_ops.providers.base import BatchInfo, Provider, ProviderResult, ResultLine
 from batch_ops.queue import BatchRef, JobRecord, Queue, QueueStore, atomic_write_text, atomic_writer, iso, utcnow
 from batch_ops.triage import triage
 
@@ -460,8 +460,8 @@ class Engine:
     def _retry_file(self, job: JobRecord, ref: BatchRef) -> Path:
         return self._batch_file(job, ref, "retry")
 
-    def _expected_ids(self, job: JobRecord, ref: BatchRef) -> dict[str, str]:
-        """custom_id -> meta JSON of the requests in this batch.
+    def _expected_ids(self, job: JobRecord, ref: BatchRef) -> dict[str, tuple[str, str | None]]:
+        """custom_id -> (meta JSON, ticket id) of the requests in this batch.
 
         A round's chunks are consecutive runs of its requests in payload order, so this batch's
         requests are the ``request_count`` after those of the round's earlier chunks: no re-chunking
@@ -469,13 +469,13 @@ class Engine:
         """
         skip = sum(b.request_count for b in job.batches if b.round == ref.round and b.chunk < ref.chunk)
         payload, subset = self._round_source(job, ref.round)
-        out: dict[str, str] = {}
+        out: dict[str, tuple[str, str | None]] = {}
         position = 0
-        for item in iter_payload(payload):
+        for item in iter_payload_meta(payload):
             if subset is not None and item.custom_id not in subset:
                 continue
             if position >= skip:
-                out[item.custom_id] = item.meta
+                out[item.custom_id] = (item.meta, item.ticket_id)
                 if len(out) >= ref.request_count:
                     break
             position += 1
@@ -499,14 +499,14 @@ class Engine:
         job.touch()
         queue.save()
 
-    def _parse_result(self, raw: bytes) -> ProviderResult | None:
+    def _parse_result(self, raw: bytes) -> ResultLine | None:
         try:
             return self.provider.parse_result_line(raw)
         except ValueError:
             pass
         try:
             # A results file downloaded by an earlier version holds ProviderResult lines.
-            return ProviderResult.model_validate_json(raw)
+            return ResultLine.of(ProviderResult.model_validate_json(raw))
         except ValueError:
             return None
 
@@ -526,6 +526,13 @@ class Engine:
         retry_ids: list[str] = []
         counts: dict[str, int] = {}
         stamp = iso(utcnow())
+        day = stamp[:10]
+        # A LedgerLine as JSON, written per line from these fixed parts (tests/test_engine_lines.py).
+        line_head = (
+            f'"timestamp":{_dumps(stamp)},"workflow":{_dumps(job.workflow)},"phase":{_dumps(job.phase)},'
+            f'"job_id":{_dumps(job.id)},"batch_id":{_dumps(ref.id)}'
+        )
+        line_mid = f'"provider":{_dumps(job.provider)},"model_alias":{_dumps(job.model_alias)}'
         # Crash window: lines may be in the ledger before the ref says so; skip what is there.
         present = keys_for_batch(self.layout.ledger_file, job.id, ref.id) if ref.ledger_state == "appending" else set()
         ledger = LedgerAppend(self.layout.ledger_file, self._batch_file(job, ref, "ledger.part"))
@@ -554,46 +561,34 @@ class Engine:
                     if verdict == "retry" and ref.round <= max_retries:
                         retry_ids.append(cid)
                         continue
-                    meta_json = expected[cid]
+                    meta_json, ticket_id = expected[cid]
                     status, error, line = self._settled_line(phase, ref, meta_json, result, verdict)
                     counts[status] = counts.get(status, 0) + 1
                     out.write(line)
                     if cid in present:
                         continue
-                    usage = result.usage
-                    cost, interactive, savings = cost_values(usage, price, "batch")
-                    ledger.add_fields(
-                        {
-                            "timestamp": stamp,
-                            "workflow": job.workflow,
-                            "phase": job.phase,
-                            "job_id": job.id,
-                            "batch_id": ref.id,
-                            "custom_id": cid,
-                            "ticket_id": _ticket_id(meta_json),
-                            "provider": job.provider,
-                            "model_alias": job.model_alias,
-                            "model": result.model or price.model,
-                            "mode": "batch",
-                            "input_tokens": usage.input_tokens,
-                            "output_tokens": usage.output_tokens,
-                            "cache_creation_input_tokens": usage.cache_creation_input_tokens,
-                            "cache_read_input_tokens": usage.cache_read_input_tokens,
-                            "cost_usd": cost,
-                            "interactive_cost_usd": interactive,
-                            "savings_usd": savings,
-                            "status": status,
-                            "attempts": ref.round,
-                            "error": error,
-                        }
-                    )
+                    u = result.usage
+                    model = result.model or price.model
+                    cost, interactive, savings = cost_values(u, price, "batch")
+                    ledger.add_prepared(
+                        f'{{{line_head},"custom_id":{_dumps(cid)},"ticket_id":{_dumps(ticket_id)},'
+                        f'{line_mid},"model":{_dumps(model)},"mode":"batch",'
+                        f'"input_tokens":{u.input_tokens},"output_tokens":{u.output_tokens},'
+                        f'"cache_creation_input_tokens":{u.cache_creation_input_tokens},'
+                        f'"cache_read_input_tokens":{u.cache_read_input_tokens},'
+                        f'"cost_usd":{cost!r},"interactive_cost_usd":{interactive!r},"savings_usd":{savings!r},'
+                        f'"status":"{status}","attempts":{ref.round},"error":{_dumps(error)}}}\n',
+                        (day, job.workflow, job.phase, job.model_alias, model, "batch", status),
+                        (u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens,
+                         cost, interactive, savings),
+                    )  # fmt: skip
                 missing = [cid for cid in expected if cid not in seen]
                 for cid in missing:
                     if ref.round <= max_retries:
                         retry_ids.append(cid)
                     else:
-                        result = ProviderResult(custom_id=cid, outcome="expired", error_message="no result returned")
-                        status, _error, line = self._settled_line(phase, ref, expected[cid], result, "failed")
+                        result = ResultLine(cid, "expired", error_message="no result returned")
+                        status, _error, line = self._settled_line(phase, ref, expected[cid][0], result, "failed")
                         counts[status] = counts.get(status, 0) + 1
                         out.write(line)
         except BaseException:
@@ -619,7 +614,7 @@ class Engine:
 
     @staticmethod
     def _settled_line(
-        phase: Phase, ref: BatchRef, meta_json: str, result: ProviderResult, verdict: str
+        phase: Phase, ref: BatchRef, meta_json: str, result: ResultLine, verdict: str
     ) -> tuple[str, str | None, str]:
         """(status, error, results-file line) for one request.
 
@@ -627,12 +622,12 @@ class Engine:
         (it runs once per result of 100,000-request batches); ``meta_json`` is the payload's own
         meta object, copied as it is. tests/test_engine_lines.py checks both agree.
         """
-        output: dict[str, Any] | None = None
+        output = "null"
         error: str | None = None
         status = "failed"
         if verdict == "succeeded":
             try:
-                output = phase.parse_output(result.text or "")
+                output = phase.output_json(result.text or "")
                 status = "succeeded"
             except OutputError as exc:
                 error = str(exc)
@@ -644,7 +639,7 @@ class Engine:
         u = result.usage
         line = (
             f'{{"custom_id":{_dumps(result.custom_id)},"status":"{status}","meta":{meta_json},'
-            f'"output":{_dumps(output)},"error":{_dumps(error)},"batch_id":{_dumps(ref.id)},'
+            f'"output":{output},"error":{_dumps(error)},"batch_id":{_dumps(ref.id)},'
             f'"attempts":{int(ref.round)},"usage":{{"input_tokens":{int(u.input_tokens)},'
             f'"output_tokens":{int(u.output_tokens)},'
             f'"cache_creation_input_tokens":{int(u.cache_creation_input_tokens)},'
@@ -712,13 +707,6 @@ class Engine:
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def _ticket_id(meta_json: str) -> str | None:
-    if '"ticket_id"' not in meta_json:
-        return None
-    value = json.loads(meta_json).get("ticket_id")
-    return value if isinstance(value, str) else None
 
 
 def wait_until(deadline: float) -> float:

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +42,21 @@ class Usage(BaseModel):
     cache_creation_1h_input_tokens: int = 0
 
 
+# Input, output, cache-write and cache-read tokens, then cost, interactive cost and savings.
+Sums = tuple[int, int, int, int, float, float, float]
+
+
+@dataclass(slots=True)
+class TokenCounts:
+    """``Usage`` as a plain record, for code that reads 100,000 results a batch."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_1h_input_tokens: int = 0
+
+
 class Cost(BaseModel):
     cost_usd: float
     interactive_cost_usd: float
@@ -53,7 +69,7 @@ def price_usage(usage: Usage, price: ModelPrice, mode: Mode) -> Cost:
     return Cost(cost_usd=cost, interactive_cost_usd=interactive, savings_usd=savings)
 
 
-def cost_values(usage: Usage, price: ModelPrice, mode: Mode) -> tuple[float, float, float]:
+def cost_values(usage: Usage | TokenCounts, price: ModelPrice, mode: Mode) -> tuple[float, float, float]:
     """``price_usage`` as a plain (cost, interactive cost, savings) tuple, for per-line loops."""
     per_in = price.input_usd_per_mtok / 1_000_000
     per_out = price.output_usd_per_mtok / 1_000_000
@@ -133,6 +149,12 @@ class LedgerAppend:
     def add(self, line: LedgerLine) -> None:
         self._fh.write(line.model_dump_json() + "\n")
         self._totals.add(line)
+        self.count += 1
+
+    def add_prepared(self, text: str, key: tuple[str, ...], sums: Sums) -> None:
+        """One line already serialised, with its group key and its sums (tokens, then costs)."""
+        self._fh.write(text)
+        self._totals.add_sums(key, sums)
         self.count += 1
 
     def add_fields(self, fields: dict[str, Any]) -> None:
@@ -282,6 +304,14 @@ class _Totals:
 
     def add(self, line: LedgerLine) -> None:
         self.add_fields(line.__dict__)
+
+    def add_sums(self, key: tuple[str, ...], values: Sums) -> None:
+        sums = self.groups.get(key)
+        if sums is None:
+            sums = self.groups[key] = [0, 0, 0, 0, 0, 0.0, 0.0, 0.0]
+        sums[0] += 1
+        for i, value in enumerate(values, start=1):
+            sums[i] += value
 
     def add_fields(self, f: dict[str, Any]) -> None:
         key = (f["timestamp"][:10], f["workflow"], f["phase"], f["model_alias"], f["model"], f["mode"], f["status"])

@@ -29,6 +29,7 @@ class PayloadItem(NamedTuple):
     custom_id: str
     request: str  # {"custom_id": ..., "params": ...}: what goes to the provider
     meta: str  # the meta object's JSON ("{}" when the line has none)
+    ticket_id: str | None  # meta's ticket_id when it is a string
 
 
 def split_line(raw: str) -> PayloadItem:
@@ -43,7 +44,8 @@ def split_line(raw: str) -> PayloadItem:
     custom_id = str(data["custom_id"])
     request = json.dumps({"custom_id": custom_id, "params": data["params"]}, separators=(",", ":"), ensure_ascii=False)
     meta = data.get("meta") or {}
-    return PayloadItem(custom_id, request, json.dumps(meta, separators=(",", ":"), ensure_ascii=False))
+    meta_json = json.dumps(meta, separators=(",", ":"), ensure_ascii=False)
+    return PayloadItem(custom_id, request, meta_json, _ticket_id(meta))
 
 
 def _split_fast(line: str) -> PayloadItem | None:
@@ -65,7 +67,56 @@ def _split_fast(line: str) -> PayloadItem | None:
         return None
     if not isinstance(meta, dict) or line[meta_end:].strip() != "}":
         return None
-    return PayloadItem(custom_id, line[:cut] + "}", line[start:meta_end])
+    return PayloadItem(custom_id, line[:cut] + "}", line[start:meta_end], _ticket_id(meta))
+
+
+def _ticket_id(meta: object) -> str | None:
+    value = meta.get("ticket_id") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
+
+
+class PayloadMeta(NamedTuple):
+    custom_id: str
+    meta: str
+    ticket_id: str | None
+
+
+_HEAD_B = _HEAD.encode()
+_META_B = _META.encode()
+_PARAMS_B = _PARAMS.encode()
+
+
+def iter_payload_meta(path: Path) -> Iterator[PayloadMeta]:
+    """custom_id, meta JSON and ticket id of every request, without decoding the ``params`` text.
+
+    Reads bytes and decodes only a line's head and its ``meta`` tail (the same checks as
+    ``split_line``, which any other shape falls back to): joining 100,000 results with their
+    payload no longer decodes 400 MB of prompts.
+    """
+    with open(path, "rb") as fh:
+        for raw in fh:
+            if not raw.strip():
+                continue
+            line = raw.rstrip(b"\r\n")
+            cut = line.rfind(_META_B)
+            head_end = line.find(_PARAMS_B, len(_HEAD_B))
+            if line.startswith(_HEAD_B) and 0 < head_end < cut:
+                try:
+                    custom_id, end = _DECODER.raw_decode(line[len(_HEAD_B) : head_end].decode("utf-8"))
+                    tail = line[cut + len(_META_B) :].decode("utf-8")
+                    meta, meta_end = _DECODER.raw_decode(tail)
+                except ValueError:
+                    custom_id = meta = None
+                if (
+                    isinstance(custom_id, str)
+                    and end == head_end - len(_HEAD_B)
+                    and isinstance(meta, dict)
+                    and tail[meta_end:].strip() == "}"
+                ):
+                    yield PayloadMeta(custom_id, tail[:meta_end], _ticket_id(meta))
+                    continue
+            item = split_line(raw.decode("utf-8"))
+            yield PayloadMeta(item.custom_id, item.meta, item.ticket_id)
 
 
 def iter_payload(path: Path) -> Iterator[PayloadItem]:

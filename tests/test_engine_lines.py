@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from batch_ops.engine import Engine
-from batch_ops.ledger import Usage
+from batch_ops.ledger import TokenCounts, Usage
 from batch_ops.payload import split_line
 from batch_ops.phases.base import ItemMeta, SettledResult
 from batch_ops.phases.validation import ValidationPhase
 from batch_ops.providers.anthropic import parse_result_line
-from batch_ops.providers.base import ProviderResult
+from batch_ops.providers.base import ProviderResult, ResultLine
 from batch_ops.queue import BatchRef
 
 VERDICT = json.dumps({"valid": True, "summary": "ok ✓", "findings": []}, ensure_ascii=False)
@@ -33,7 +34,8 @@ VERDICT = json.dumps({"valid": True, "summary": "ok ✓", "findings": []}, ensur
 def test_settled_line_is_a_settled_result(result: ProviderResult, verdict: str) -> None:
     meta = ItemMeta(ticket_id="A-1", ticket_path="backlog/data/pending/A-1 é.md", content_hash="ab")
     ref = BatchRef(id="msgbatch_1", round=2, request_count=1, intent_at="2026-01-01T00:00:00Z")
-    status, error, line = Engine._settled_line(ValidationPhase(), ref, meta.model_dump_json(), result, verdict)
+    line_result = ResultLine.of(result)
+    status, error, line = Engine._settled_line(ValidationPhase(), ref, meta.model_dump_json(), line_result, verdict)
     parsed = SettledResult.model_validate_json(line)
     assert line.endswith("\n") and "\n" not in line[:-1]
     assert parsed.status == status and parsed.error == error
@@ -77,8 +79,7 @@ def test_raw_result_lines_read_like_the_sdk_types() -> None:
     }  # fmt: skip
     got = parse_result_line(json.dumps(ok).encode())
     assert (got.outcome, got.text, got.model, got.stop_reason) == ("succeeded", "hello", "claude-haiku-4-5", "end_turn")
-    assert got.usage == Usage(input_tokens=5, output_tokens=2, cache_creation_input_tokens=4,
-                              cache_read_input_tokens=1, cache_creation_1h_input_tokens=4)  # fmt: skip
+    assert got.usage == TokenCounts(5, 2, 4, 1, 4)
     tool = {"custom_id": "r2", "result": {"type": "succeeded", "message": {
         "model": "m", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"a": "é"}}]}}}  # fmt: skip
     assert json.loads(parse_result_line(json.dumps(tool)).text or "") == {"a": "é"}
@@ -90,3 +91,22 @@ def test_raw_result_lines_read_like_the_sdk_types() -> None:
     for bad in ('{"custom_id": 1, "result": {"type": "expired"}}', '{"result": {}}', "[1]", "{"):
         with pytest.raises(ValueError):
             parse_result_line(bad)
+
+
+def test_payload_meta_from_bytes_matches_the_full_split(tmp_path: Path) -> None:
+    from batch_ops.payload import iter_payload, iter_payload_meta
+
+    lines = [
+        '{"custom_id":"a-1","params":{"t":"é ,\\"meta\\":{}}"},"meta":{"ticket_id":"A-1","ticket_path":"p é"}}',
+        '{"custom_id":"a-2","params":{"meta":{"x":1}},"meta":{"x":{"meta":2}}}',
+        '{"params":{},"custom_id":"a-3","meta":{"ticket_id":7}}',
+        '{"custom_id":"a-4","params":{"x":1}}',
+        '{"custom_id":"a\\u00e9","params":{},"meta":{}}',
+    ]
+    path = tmp_path / "payload.jsonl"
+    path.write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    full = [(i.custom_id, json.loads(i.meta), i.ticket_id) for i in iter_payload(path)]
+    fast = [(m.custom_id, json.loads(m.meta), m.ticket_id) for m in iter_payload_meta(path)]
+    assert fast == full
+    assert full[0] == ("a-1", {"ticket_id": "A-1", "ticket_path": "p é"}, "A-1")
+    assert full[2][2] is None and full[3][1] == {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -103,6 +104,10 @@ class Phase(abc.ABC):
     @abc.abstractmethod
     def parse_output(self, text: str) -> dict[str, Any]:
         """Validate a model answer; raise OutputError with the reason if it does not fit."""
+
+    def output_json(self, text: str) -> str:
+        """``parse_output`` as compact JSON (a phase may do both in one step); raises OutputError."""
+        return json.dumps(self.parse_output(text), separators=(",", ":"), ensure_ascii=False)
 
     @abc.abstractmethod
     def apply(self, ctx: PhaseContext, job_id: str, results: Iterator[SettledResult]) -> ApplySummary:

@@ -133,6 +133,14 @@ class ValidationPhase(Phase):
             where = ".".join(str(p) for p in first["loc"]) or "(answer)"
             raise OutputError(f"answer does not fit the verdict schema: {where}: {first['msg']}") from None
 
+    def output_json(self, text: str) -> str:
+        try:
+            return Verdict.model_validate_json(text).model_dump_json()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(answer)"
+            raise OutputError(f"answer does not fit the verdict schema: {where}: {first['msg']}") from None
+
     def apply(self, ctx: PhaseContext, job_id: str, results: Iterator[SettledResult]) -> ApplySummary:
         summary = ApplySummary()
         for res in results:

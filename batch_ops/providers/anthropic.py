@@ -18,8 +18,8 @@ from anthropic.types import Message
 from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
 
 from batch_ops.errors import BatchOpsError
-from batch_ops.ledger import Usage
-from batch_ops.providers.base import BatchInfo, ProviderCallError, ProviderRequest, ProviderResult
+from batch_ops.ledger import TokenCounts, Usage
+from batch_ops.providers.base import BatchInfo, ProviderCallError, ProviderRequest, ProviderResult, ResultLine
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 
@@ -163,17 +163,17 @@ def _int(value: Any) -> int:
     return value
 
 
-def _raw_usage(raw: Any) -> Usage:
+def _raw_usage(raw: Any) -> TokenCounts:
     if not isinstance(raw, dict):
-        return Usage.model_construct()
+        return TokenCounts()
     breakdown = raw.get("cache_creation")
     one_hour = _int(breakdown.get("ephemeral_1h_input_tokens")) if isinstance(breakdown, dict) else 0
-    return Usage.model_construct(
-        input_tokens=_int(raw.get("input_tokens")),
-        output_tokens=_int(raw.get("output_tokens")),
-        cache_creation_input_tokens=_int(raw.get("cache_creation_input_tokens")),
-        cache_read_input_tokens=_int(raw.get("cache_read_input_tokens")),
-        cache_creation_1h_input_tokens=one_hour,
+    return TokenCounts(
+        _int(raw.get("input_tokens")),
+        _int(raw.get("output_tokens")),
+        _int(raw.get("cache_creation_input_tokens")),
+        _int(raw.get("cache_read_input_tokens")),
+        one_hour,
     )
 
 
@@ -190,7 +190,7 @@ def _raw_answer_text(content: Any) -> str:
     return "".join(parts)
 
 
-def parse_result_line(raw: bytes | str) -> ProviderResult:
+def parse_result_line(raw: bytes | str) -> ResultLine:
     """A results-JSONL line of the Message Batches API, read without building SDK objects per line.
 
     It keeps what ``_from_item`` keeps from the SDK's ``MessageBatchIndividualResponse``; at
@@ -206,41 +206,26 @@ def parse_result_line(raw: bytes | str) -> ProviderResult:
         if kind == "succeeded":
             message = result["message"]
             model, stop = message.get("model"), message.get("stop_reason")
-            return ProviderResult.model_construct(
-                custom_id=custom_id,
-                outcome="succeeded",
-                text=_raw_answer_text(message.get("content")),
-                model=model if isinstance(model, str) else None,
-                stop_reason=stop if isinstance(stop, str) else None,
-                usage=_raw_usage(message.get("usage")),
-                error_type=None,
-                error_message=None,
+            return ResultLine(
+                custom_id,
+                "succeeded",
+                _raw_answer_text(message.get("content")),
+                model if isinstance(model, str) else None,
+                stop if isinstance(stop, str) else None,
+                _raw_usage(message.get("usage")),
             )
         if kind == "errored":
             outer = result.get("error")
             err = outer.get("error") if isinstance(outer, dict) else None
             err = err if isinstance(err, dict) else {}
             etype = err.get("type")
-            return ProviderResult.model_construct(
-                custom_id=custom_id,
-                outcome="errored",
-                text=None,
-                model=None,
-                stop_reason=None,
-                usage=Usage.model_construct(),
+            return ResultLine(
+                custom_id,
+                "errored",
                 error_type=etype if isinstance(etype, str) else None,
                 error_message=str(err.get("message", ""))[:500],
             )
-        return ProviderResult.model_construct(
-            custom_id=custom_id,
-            outcome=kind,
-            text=None,
-            model=None,
-            stop_reason=None,
-            usage=Usage.model_construct(),
-            error_type=None,
-            error_message=None,
-        )
+        return ResultLine(custom_id, kind)
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a batch result line ({type(exc).__name__}: {exc})") from None
 
@@ -361,7 +346,7 @@ class AnthropicProvider:
             lines += 1
         return lines
 
-    def parse_result_line(self, raw: bytes | str) -> ProviderResult:
+    def parse_result_line(self, raw: bytes | str) -> ResultLine:
         return parse_result_line(raw)
 
     def create_message(self, request: ProviderRequest) -> ProviderResult:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from batch_ops.ledger import Usage
+from batch_ops.ledger import TokenCounts, Usage
 
 Outcome = Literal["succeeded", "errored", "expired", "canceled"]
 
@@ -46,6 +47,30 @@ class ProviderResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     error_type: str | None = None
     error_message: str | None = None
+
+
+@dataclass(slots=True)
+class ResultLine:
+    """``ProviderResult`` as a plain record: what ``parse_result_line`` gives, once per result."""
+
+    custom_id: str
+    outcome: str
+    text: str | None = None
+    model: str | None = None
+    stop_reason: str | None = None
+    usage: TokenCounts = field(default_factory=TokenCounts)
+    error_type: str | None = None
+    error_message: str | None = None
+
+    @classmethod
+    def of(cls, result: ProviderResult) -> ResultLine:
+        u = result.usage
+        return cls(
+            result.custom_id, result.outcome, result.text, result.model, result.stop_reason,
+            TokenCounts(u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens,
+                        u.cache_creation_1h_input_tokens),
+            result.error_type, result.error_message,
+        )  # fmt: skip
 
 
 class ProviderCallError(Exception):
@@ -108,6 +133,6 @@ class Provider(Protocol):
         """
         ...
 
-    def parse_result_line(self, raw: bytes | str) -> ProviderResult:
+    def parse_result_line(self, raw: bytes | str) -> ResultLine:
         """One line written by ``download_results``; raises ValueError if it is not a result."""
         ...
