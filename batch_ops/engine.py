@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -652,10 +653,10 @@ class Engine:
     def _finish(self, queue: Queue, job: JobRecord, summary: RunSummary) -> None:
         """Every request settled: merge the results, apply them, and close the job."""
         result_path = self.layout.results_dir / f"{safe_file_name(job.id)}.jsonl"
-        with atomic_writer(result_path) as out:
-            for ref in job.batches:
-                path = self._batch_file(job, ref, "settled.jsonl")
-                if path.exists():
+        parts = [p for p in (self._batch_file(job, ref, "settled.jsonl") for ref in job.batches) if p.exists()]
+        if not (len(parts) == 1 and _link_into_place(parts[0], result_path)):
+            with atomic_writer(result_path) as out:
+                for path in parts:
                     with open(path, encoding="utf-8") as part:
                         shutil.copyfileobj(part, out, 1 << 20)
         job.result_path = self.layout.rel(result_path)
@@ -707,6 +708,28 @@ class Engine:
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _link_into_place(source: Path, target: Path) -> bool:
+    """Make ``target`` the same file as ``source`` (a hard link, renamed into place atomically).
+
+    A job of one batch needs no merge: its settled file, already fsynced, becomes the results
+    file without copying (190 MB for 100,000 results). False where links are not possible.
+    """
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.link")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
 
 
 def wait_until(deadline: float) -> float:

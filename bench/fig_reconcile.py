@@ -86,7 +86,8 @@ def run(ctx: Context) -> list[Row]:
         f"fig 1: {size / count:,.0f} bytes per result line, {size / 1e6:,.0f} MB; outcomes {job.settled}; "
         f"job {job.status}; ledger lines {ledger_lines:,}; sandbox calls "
         f"retrieve {sandbox_calls['retrieve']}, results {sandbox_calls['results']}; "
-        f"client CPU {measured.cpu_s:.2f}s",
+        f"client CPU {measured.cpu_s:.2f}s vs baseline CPU {base.cpu_s:.2f}s (CPU ratio "
+        f"{measured.cpu_s / max(base.cpu_s, 1e-9):.2f})",
     ]
     correct = job.status == "completed" and ledger_lines == count and sum(job.settled.values()) == count
     if not correct:

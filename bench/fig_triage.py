@@ -64,7 +64,10 @@ def _row(figure: str, repo: Path, bar_ratio: float | None) -> Row:
         ratio=ratio,
         bar=f"ratio <= {bar_ratio:g}" if bar_ratio is not None else "finishes",
         ok=ok,
-        notes=[f"fig {figure}: buckets {measured.info['buckets']}; client CPU {measured.cpu_s:.2f}s"],
+        notes=[
+            f"fig {figure}: buckets {measured.info['buckets']}; CPU {measured.cpu_s:.2f}s vs baseline CPU "
+            f"{base.cpu_s:.2f}s (CPU ratio {measured.cpu_s / max(base.cpu_s, 1e-9):.2f})"
+        ],
     )
 
 
