@@ -112,6 +112,10 @@ class Ticket(BaseModel):
 
     def affected_files(self) -> list[str]:
         """Rows of the Affected Files table (header and separator excluded), first cell only."""
+        return list(self._affected_files)
+
+    @functools.cached_property
+    def _affected_files(self) -> tuple[str, ...]:
         body = self.section("Affected Files") or ""
         rows: list[str] = []
         for line in body.splitlines():
@@ -127,7 +131,7 @@ class Ticket(BaseModel):
         # The first table row is the header.
         if rows and body.lstrip().startswith("|"):
             rows = rows[1:]
-        return [r for r in rows if r]
+        return tuple(r for r in rows if r)
 
     def verification_commands(self) -> list[str]:
         body = self.section("Test Strategy") or ""

@@ -19,6 +19,7 @@ _LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: (.*))?")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_./()@+-]*(?: [A-Za-z0-9_./()@+-]+)*")
 _ITEM = re.compile(r"[A-Za-z][A-Za-z0-9_./()@+-]*")
 _INT = re.compile(r"-?[1-9][0-9]*|0")
+_FLOAT = re.compile(r"-?[0-9]+\.[0-9]+")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Words YAML 1.1 resolves to booleans or null, in the spellings its resolver knows.
 _SPECIAL = frozenset(
@@ -34,6 +35,8 @@ def _scalar(text: str, item: bool = False, json_safe: bool = False) -> tuple[boo
         return True, text
     if _INT.fullmatch(text):
         return True, int(text)
+    if _FLOAT.fullmatch(text):
+        return True, float(text)
     if _DATE.fullmatch(text):
         try:
             day = dt.date.fromisoformat(text)

@@ -14,7 +14,8 @@ from tests.conftest import SAMPLE
 AWKWARD = [
     "id: FEAT-001\ntitle: Plain words here\ntags: [a, b-c, d.e]",
     "a: yes\n", "a: No", "a: on", "a: OFF", "a: null", "a: ~", "a: y", "a: n", "yes: 1", "on: x",
-    "a: 012", "a: 0x1F", "a: 1_000", "a: 1.5", "a: -3", "a: 0", "a: +3", "a: .inf",
+    "a: 012", "a: 0x1F", "a: 4.2", "a: 04.20", "a: -0.5", "a: 1.2.3", "a: 1.", "a: .5", "a: 1e3",
+    "a: [1.5, 2]", "a: 1_000", "a: 1.5", "a: -3", "a: 0", "a: +3", "a: .inf",
     "a: 2026-01-14", "a: 2026-13-45", "a: 2026-01-14T10:00:00Z",
     'a: "quoted: text"', "a: 'single'", 'a: "esc\\n"', "a: 'it''s'", 'a: "  padded "',
     "a: b: c", "a: x # comment", "# comment\na: 1", "a:\n  - x\n  - y", "a: [x, [y]]", "a: [x,y]",
