@@ -156,7 +156,7 @@ def failures_table(items: list[FailedItem], *, limit: int = 50) -> str:
     for item in items[:limit]:
         request = "(whole job)" if item.custom_id == "*" else item.custom_id
         rows.append(
-            f"| {cell(item.job_id)} | {cell(request)} | {cell(item.ticket_id or '-')} | {cell(item.error)} |"
+            f"| {cell(item.job_id)} | {cell(request)} | {cell(item.ticket_id) if item.ticket_id else '-'} | {cell(item.error)} |"
         )
     if len(items) > limit:
         rows.append(f"| … | {len(items) - limit} more | | |")
