@@ -155,9 +155,8 @@ def failures_table(items: list[FailedItem], *, limit: int = 50) -> str:
     rows = ["| job | request | ticket | error |", "| --- | --- | --- | --- |"]
     for item in items[:limit]:
         request = "(whole job)" if item.custom_id == "*" else item.custom_id
-        rows.append(
-            f"| {cell(item.job_id)} | {cell(request)} | {cell(item.ticket_id) if item.ticket_id else '-'} | {cell(item.error)} |"
-        )
+        ticket = cell(item.ticket_id) if item.ticket_id else "-"
+        rows.append(f"| {cell(item.job_id)} | {cell(request)} | {ticket} | {cell(item.error)} |")
     if len(items) > limit:
         rows.append(f"| … | {len(items) - limit} more | | |")
     return "\n".join(rows)

@@ -69,5 +69,8 @@ def append_ledger(root: Path, *lines: str) -> None:
             fh.write(line + "\n")
 
 
-def pause(root: Path, kind: str = "outage", reason: str = "retrieve: HTTP 500 api_error (still failing after 3 retries)") -> None:
+OUTAGE_REASON = "retrieve: HTTP 500 api_error (still failing after 3 retries)"
+
+
+def pause(root: Path, kind: str = "outage", reason: str = OUTAGE_REASON) -> None:
     write_pause(Layout(root), kind, reason)

@@ -112,7 +112,7 @@ def test_failure_during_create_makes_no_duplicate(
     alert: Any, gh: FakeGitHub, status: int, headers: dict[str, str], after_effect: bool
 ) -> None:
     gh.fail_next("POST", ISSUES, status, headers=headers, after_effect=after_effect)
-    code, out, err = alert("workflow-failure", "--message", "reconcile exited 1")
+    code, _out, err = alert("workflow-failure", "--message", "reconcile exited 1")
     assert code == 0, err
     issue = only_issue(gh)
     assert issue["title"] == "batch-ops: the batch-reconcile workflow failed"

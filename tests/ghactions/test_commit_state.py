@@ -126,7 +126,7 @@ def test_concurrent_queue_and_ledger_changes_are_reapplied_not_text_merged(
     write_jobs(work, [job("job-1", "completed", updated_at="2026-02-18T03:00:00Z"), job("job-2", "queued"),
                       job("job-3", "queued", created_at="2026-02-18T03:00:00Z")])  # fmt: skip
     append_ledger(work, ledger_line("job-1", "a", 0.2), ledger_line("job-1", "b", 0.3))
-    code, out, err = commit_state(work, capsys)
+    code, _out, err = commit_state(work, capsys)
     assert code == 0, err
     queue = remote_file(bare, QUEUE)
     assert "<<<<<<<" not in queue and ">>>>>>>" not in queue
