@@ -28,7 +28,8 @@ import argparse
 import datetime as dt
 import os
 
-from batch_ops.commands._common import add_repo_arg, load, warn
+from batch_ops.commands._common import add_repo_arg, warn
+from batch_ops.commands._lenient import load_lenient
 from batch_ops.config import Config
 from batch_ops.github.alerts import KINDS, SPECS, Alert, AlertService, GitHubRefused, GitHubUnavailable, alert_key
 from batch_ops.github.conditions import (
@@ -156,7 +157,7 @@ def check(service: AlertService, layout: Layout, config: Config, env: GitHubEnv,
 
 
 def run(args: argparse.Namespace) -> int:
-    layout, config = load(args)
+    layout, config = load_lenient(args)
     env = github_env()
     service = service_from_env(env)
     try:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from batch_ops.commands._common import add_repo_arg, load, warn
+from batch_ops.commands._common import add_repo_arg, warn
+from batch_ops.commands._lenient import load_lenient
 from batch_ops.github.commit_state import commit_state, current_branch
 from batch_ops.github.env import DEFAULT_SERVER_URL, run_url_from
 from batch_ops.github.git import Git
@@ -43,7 +44,7 @@ def _branch(args: argparse.Namespace, git: Git) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    layout, config = load(args)
+    layout, config = load_lenient(args)
     git = Git(
         layout.root,
         token=os.environ.get("GITHUB_TOKEN") or None,
