@@ -27,11 +27,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+from typing import TYPE_CHECKING
 
 from batch_ops.commands._common import add_repo_arg, warn
 from batch_ops.commands._lenient import load_lenient
 from batch_ops.config import Config
-from batch_ops.github.alerts import KINDS, SPECS, Alert, AlertService, GitHubRefused, GitHubUnavailable, alert_key
 from batch_ops.github.conditions import (
     budget_state,
     current_pause,
@@ -42,8 +42,12 @@ from batch_ops.github.conditions import (
     read_run_records,
 )
 from batch_ops.github.env import GitHubEnv, github_env
+from batch_ops.github.kinds import KINDS, SPECS, Alert, GitHubRefused, GitHubUnavailable, alert_key
 from batch_ops.markdown import inline
 from batch_ops.paths import Layout
+
+if TYPE_CHECKING:
+    from batch_ops.github.alerts import AlertService
 
 BUDGET_KINDS = ("budget-warning", "budget-hard-stop")
 
@@ -60,6 +64,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def service_from_env(env: GitHubEnv) -> AlertService:
+    from batch_ops.github.alerts import AlertService  # PyGithub: imported only when alerts are sent
+
     def number(name: str, default: float) -> float:
         try:
             return float(os.environ.get(name, default))

@@ -1,7 +1,7 @@
 """Commit batch-ops state and ticket changes, and push them, safely next to other writers.
 
-What is committed: ``.backlog-ops/`` (less the lock file and temp files) and the backlog's data
-directory. Nothing staged means no commit. The message is computed from the staged change itself
+What is committed: ``.backlog-ops/`` (less the lock file, temp files and what .gitignore excludes)
+and the backlog's data directory. Nothing staged means no commit. The message is computed from the staged change itself
 (the queue and the ledger before and after), so it says what the run did.
 
 Pushing: ``git push``; when it is refused (someone pushed meanwhile) fetch the branch, rebase this
@@ -41,11 +41,9 @@ STATE_DIR = ".backlog-ops"
 QUEUE_PATH = ".backlog-ops/batch-queue.jsonl"
 LEDGER_PATH = ".backlog-ops/usage-ledger.jsonl"
 PAUSE_PATH = ".backlog-ops/paused.json"
-EXCLUDES = (
-    ":(exclude).backlog-ops/.lock",
-    ":(exclude,glob).backlog-ops/**/*.tmp",
-    ":(exclude,glob).backlog-ops/**/*.part",
-)
+LOCK_PATH = ".backlog-ops/.lock"
+# Never state: the lock file, and atomic writes' and downloads' temp files caught mid-write.
+_NOT_STATE_SUFFIXES = (".tmp", ".part")
 _DRIVERS = {QUEUE_PATH: "batch-ops-queue", LEDGER_PATH: "batch-ops-ledger"}
 _RANK = {"queued": 0, "submitted": 1, "running": 2, "completed": 3, "failed": 3}
 
@@ -282,7 +280,11 @@ def stage(git: Git, data_dir: str) -> bool:
     paths = _paths(git, data_dir)
     if not paths:
         return False
-    git.run("add", "-A", "--", *paths, *EXCLUDES)
+    git.run("add", "-A", "--", *paths)
+    staged = git.out("diff", "--cached", "--name-only", "-z", "--", STATE_DIR).split("\0")
+    stray = [p for p in staged if p and (p == LOCK_PATH or p.endswith(_NOT_STATE_SUFFIXES))]
+    if stray:
+        git.run("reset", "-q", "--", *stray)
     return git.run("diff", "--cached", "--quiet", check=False).returncode == 1
 
 

@@ -96,7 +96,8 @@ class Git:
             env=self.env(extra),
             input=input_text,
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",  # tickets may hold bytes that are not UTF-8
             check=False,
         )
 

@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,6 +221,7 @@ class StepRun:
     outputs: dict[str, str] = field(default_factory=dict)
     summary: str = ""
     parent: str | None = None  # the composite step this one ran inside
+    seconds: float = 0.0
 
     @property
     def outcome(self) -> str:
@@ -465,10 +467,12 @@ class Rehearsal:
         script_path.write_text(script, encoding="utf-8")
         full_env = {**env, **{k: str(v) for k, v in files.items()}}
         cwd = workspace if workspace.exists() else temp
+        started = time.monotonic()
         proc = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_path)],
-            cwd=cwd, env=full_env, capture_output=True, text=True, timeout=self.step_timeout, check=False,
+            cwd=cwd, env=full_env, capture_output=True, encoding="utf-8", errors="replace", timeout=self.step_timeout, check=False,
         )
+        record.seconds = time.monotonic() - started
         record.exit_code = proc.returncode
         record.stdout, record.stderr = proc.stdout, proc.stderr
         record.outputs = _parse_env_file(files["GITHUB_OUTPUT"])

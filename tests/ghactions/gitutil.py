@@ -17,7 +17,9 @@ PERSON = {
 
 def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     full = {**os.environ, **PERSON, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", **(env or {})}
-    result = subprocess.run(["git", *args], cwd=cwd, env=full, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, env=full, capture_output=True, text=True, errors="replace", check=False
+    )
     if result.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
     return result.stdout
