@@ -112,11 +112,12 @@ def render(layout: Layout, config: Config, run: RunRecord, *, title: str = "batc
             "| --- | --- | --- | --- | ---: | --- | ---: | ---: |",
         ]
         for job in shown:
-            settled_cell = ", ".join(f"{k} {v}" for k, v in sorted(job.settled.items())) or "-"
+            settled_text = ", ".join(f"{k} {v}" for k, v in sorted(job.settled.items()))
+            settled_cell = cell(settled_text) if settled_text else "-"
             status = f"**{job.status}**" if job.id in touched else job.status
             out.append(
                 f"| {cell(job.id)} | {cell(job.phase)} | {cell(job.model_alias)} | {status} | "
-                f"{job.request_count} | {cell(settled_cell)} | {_money(cost[job.id])} | {_money(saved[job.id])} |"
+                f"{job.request_count} | {settled_cell} | {_money(cost[job.id])} | {_money(saved[job.id])} |"
             )
         hidden = len(jobs) - len(shown)
         if hidden:

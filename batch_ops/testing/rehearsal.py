@@ -470,7 +470,8 @@ class Rehearsal:
         started = time.monotonic()
         proc = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_path)],
-            cwd=cwd, env=full_env, capture_output=True, encoding="utf-8", errors="replace", timeout=self.step_timeout, check=False,
+            cwd=cwd, env=full_env, capture_output=True, encoding="utf-8", errors="replace",
+            timeout=self.step_timeout, check=False,
         )
         record.seconds = time.monotonic() - started
         record.exit_code = proc.returncode
