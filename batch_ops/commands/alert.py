@@ -9,7 +9,7 @@ When it acts:
 * `batch-ops alert KIND --resolved [--message TEXT]` closes the open issue with a comment, and does
   nothing if none is open.
 * `batch-ops alert check [--run FILE]` — run after a *successful* run — compares the repository's
-  state with the open alerts: a pause raises (or comments on) its alert, no pause closes the outage
+  state with the open alerts: a pause opens its alert (no comment if open), no pause closes the outage
   and auth alerts; this workflow's failure alert closes; failed requests of jobs that ended in this
   run (from `--run`) raise `failed-items`, and no outstanding failed request closes it; a budget
   threshold opens its alert once a month, and spend back under it closes it.
@@ -127,7 +127,9 @@ def check(service: AlertService, layout: Layout, config: Config, env: GitHubEnv,
     pause = current_pause(layout)
     for kind in ("provider-outage", "auth-billing"):
         if pause is not None and pause_alert_kind(pause) == kind:
-            said.append(service.raise_alert(Alert(kind, describe_pause(pause) + ".")).describe())
+            # Open if need be; the failing runs comment (via workflow-failure), a passing one need not.
+            alert = Alert(kind, describe_pause(pause) + ".")
+            said.append(service.raise_alert(alert, comment_if_open=False).describe())
         elif kind in open_alerts:
             message = "the queue is not paused and this run succeeded."
             said.append(service.resolve_open(open_alerts, kind, message).describe())
