@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,10 +79,14 @@ class RunRecord:
 
 
 def read_run_records(paths: Iterable[str | Path]) -> RunRecord:
-    """Merge RunSummary JSON files; a missing or broken one (a step that died early) is noted, not fatal."""
+    """Merge RunSummary JSON files (an argument may name several, comma or newline separated).
+
+    A missing or broken one (a step that died before writing it) is noted, not fatal.
+    """
     record = RunRecord()
-    for raw in paths:
-        path = Path(raw)
+    names = [p.strip() for raw in paths for p in re.split(r"[,\n]", str(raw)) if p.strip()]
+    for name in names:
+        path = Path(name)
         try:
             text = path.read_text(encoding="utf-8")
             one = RunSummary.model_validate_json(text) if text.strip() else RunSummary()

@@ -4,7 +4,8 @@ The API is the sandbox, GitHub is the fake (alerts), origin is a bare repository
 are their local equivalents (see ``batch_ops.testing.rehearsal``). One scenario, in order:
 a scheduled submit; a reconcile that completes the jobs and commits (over someone else's push);
 new work; a reconcile during a provider outage (paused, one alert issue); a second outage run
-(a comment on it); the recovery run (resume, reconcile, the issue closes).
+(a comment on it); the recovery run (resume, reconcile: the outage issue closes, and the
+request the provider rejected meanwhile opens the failed-items issue).
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ def test_rehearsal_submit_reconcile_outage_recovery(world: dict[str, Any]) -> No
     no_secrets(run)
     print(_timings(run))
 
-    # 3. New work: a person changes a ticket; the next scheduled submit sends one new job.
+    # 3. New work: a person changes a ticket; the next scheduled submit sends one new job (whose one
+    #    request the provider will reject as invalid, to be listed by the failed-items alert later).
+    sandbox.set_scenario({"requests": {"invalid_every": 1}})
     ticket = "backlog/data/pending/FEAT-026-expense-receipts.md"
     push_change(bare, world["other"], {ticket: remote_file(bare, ticket) + "\nOne more line.\n"}, "edit ticket")
     run = r.run(SUBMIT)
@@ -150,6 +153,7 @@ def test_rehearsal_submit_reconcile_outage_recovery(world: dict[str, Any]) -> No
     assert "[!WARNING]" in run.summary and "paused" in run.summary
     (issue,) = gh.issues(REPO)
     assert issue["state"] == "open" and issue["title"] == "batch-ops: provider outage, queue paused"
+    assert "<!-- batch-ops-alert-key: provider-outage -->" in issue["body"]
     assert f"/{REPO}/actions/runs/{run.run_id}" in issue["body"]
     assert "HTTP 500" in issue["body"] and "batch-ops resume" in issue["body"]
     no_secrets(run)
@@ -166,11 +170,15 @@ def test_rehearsal_submit_reconcile_outage_recovery(world: dict[str, Any]) -> No
     run = r.run(RECONCILE, event="workflow_dispatch", inputs={"resume": True})
     assert run.status == "success", describe(run)
     assert "Resume the queue" in run.ran() and "Close cleared alerts" in run.ran()
-    assert remote_log(bare)[0].startswith(f"{BOT} | batch-ops: queue resumed, completed 1 job, settled 1 request")
+    assert remote_log(bare)[0].startswith(f"{BOT} | batch-ops: queue resumed, failed 1 job, settled 1 request")
     assert PAUSE not in git(bare, "ls-tree", "-r", "--name-only", "main")
-    (issue,) = gh.issues(REPO)
-    assert issue["state"] == "closed" and "Resolved" in issue["comments"][-1]
-    assert f"/actions/runs/{run.run_id}" in issue["comments"][-1]
+    outage, failed = gh.issues(REPO)
+    assert outage["state"] == "closed" and "Resolved" in outage["comments"][-1]
+    assert f"/actions/runs/{run.run_id}" in outage["comments"][-1]
+    # The job that ended in this run had a rejected request: listed with its error, for the operator.
+    assert failed["state"] == "open" and failed["title"] == "batch-ops: requests failed"
+    assert "FEAT-026" in failed["body"] and "invalid_request_error" in failed["body"]
+    assert any("failed request" in a and "FEAT-026" in a for a in run.annotations)
     no_secrets(run)
     print(_timings(run))
 
