@@ -95,16 +95,16 @@ def build_alert(
         if pause is not None:
             text = describe_pause(pause) + (f". The run failed: {said}" if said else ". The run failed.")
             return Alert(pause_alert_kind(pause), text)
-        return Alert(kind, said or "a step failed.", scope=scope or env.workflow or "batch-ops")
+        return Alert(kind, said or "A step failed.", scope=scope or env.workflow or "batch-ops")
     if kind in ("provider-outage", "auth-billing"):
-        text = describe_pause(pause) if pause is not None else "reported by hand; the queue is not paused"
+        text = describe_pause(pause) if pause is not None else "Reported by hand; the queue is not paused"
         return Alert(kind, text + (f". {said}" if said else "."))
     if kind == "failed-items":
         failed = outstanding_failures(layout)
         text = said or f"{len(failed)} request(s) failed and are outstanding."
         return Alert(kind, text, failures_table(failed))
     budget = budget_state(layout, config)
-    text = budget.describe() + "." if budget is not None else "no `llmOps.budget` is configured."
+    text = budget.describe() + "." if budget is not None else "No `llmOps.budget` is configured."
     return Alert(kind, (said + ". " if said else "") + text, scope=scope or (budget.month if budget else _month()))
 
 
@@ -131,17 +131,17 @@ def check(service: AlertService, layout: Layout, config: Config, env: GitHubEnv,
             alert = Alert(kind, describe_pause(pause) + ".")
             said.append(service.raise_alert(alert, comment_if_open=False).describe())
         elif kind in open_alerts:
-            message = "the queue is not paused and this run succeeded."
+            message = "The queue is not paused and this run succeeded."
             said.append(service.resolve_open(open_alerts, kind, message).describe())
     wf_key = alert_key("workflow-failure", env.workflow or "batch-ops")
     if wf_key in open_alerts:
-        said.append(service.resolve_open(open_alerts, wf_key, "this workflow ran successfully.").describe())
+        said.append(service.resolve_open(open_alerts, wf_key, "This workflow ran successfully.").describe())
 
     run = read_run_records(runs)
     failed = outstanding_failures(layout)
     if not failed:
         if "failed-items" in open_alerts:
-            text = "no failed request is outstanding."
+            text = "No failed request is outstanding."
             said.append(service.resolve_open(open_alerts, "failed-items", text).describe())
     else:
         new = [f for f in failed if f.job_id in run.ended_jobs]
@@ -156,7 +156,7 @@ def check(service: AlertService, layout: Layout, config: Config, env: GitHubEnv,
     budget = budget_state(layout, config)
     active = alert_key(budget.level, budget.month) if budget is not None and budget.level else None
     for key in [k for k in open_alerts if k.split(":", 1)[0] in BUDGET_KINDS and k != active]:
-        said.append(service.resolve_open(open_alerts, key, "spend is under this threshold now.").describe())
+        said.append(service.resolve_open(open_alerts, key, "Spend is under this threshold now.").describe())
     # Once a month: a budget alert closed by hand stays closed.
     if budget is not None and budget.level and active is not None and active not in service.known_keys():
         alert = Alert(budget.level, budget.describe() + ".", scope=budget.month)

@@ -284,7 +284,7 @@ class AlertService:
         return self._close(issue, key, message)
 
     def _close(self, issue: Any, key: str, message: str | None) -> Outcome:
-        text = _clip(f"**Resolved** {_now()} {self._run_ref()}: {message or 'the condition cleared.'}")
+        text = _clip(f"**Resolved** {_now()} {self._run_ref()}: {message or 'The condition cleared.'}")
         self._call(f"commenting on alert #{issue.number}", lambda: issue.create_comment(text))
         # Editing to closed twice is harmless, so this one may be retried freely.
         self._call(f"closing alert #{issue.number}", lambda: issue.edit(state="closed", state_reason="completed"))

@@ -116,7 +116,7 @@ def pause_alert_kind(pause: PauseState) -> str:
 
 def describe_pause(pause: PauseState) -> str:
     since = f" since {pause.since}" if pause.since else ""
-    return f"the queue is paused ({inline(pause.kind)}){since}: {inline(pause.reason)}"
+    return f"The queue is paused ({inline(pause.kind)}){since}: {inline(pause.reason)}"
 
 
 def current_pause(layout: Layout) -> PauseState | None:
