@@ -26,7 +26,6 @@ from github.GithubException import RateLimitExceededException, UnknownObjectExce
 from batch_ops.github.env import GitHubEnv
 from batch_ops.github.kinds import (  # noqa: F401  (re-exported)
     _BODY_LIMIT,
-    _KEY_RE,
     _MARKER,
     _MARKER_RE,
     ALERT_LABEL,
@@ -40,7 +39,6 @@ from batch_ops.github.kinds import (  # noqa: F401  (re-exported)
     GitHubUnavailable,
     Outcome,
     alert_key,
-    kind_of,
 )
 
 T = TypeVar("T")
@@ -302,6 +300,3 @@ def _clip(text: str) -> str:
         return text
     return text[: _BODY_LIMIT - 40].rstrip() + "\n\n… (cut: too long for an issue)"
 
-
-def valid_key(key: str) -> bool:
-    return bool(_KEY_RE.match(key)) and kind_of(key) in SPECS

@@ -12,7 +12,6 @@ which says which jobs ended in this run.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -187,9 +186,3 @@ def last_ledger_lines(layout: Layout, count: int) -> list[LedgerLine]:
     lines = list(iter_ledger(layout.ledger_file))
     return lines[-count:]
 
-
-def load_json_file(path: str | Path) -> object:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None

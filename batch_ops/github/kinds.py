@@ -13,7 +13,6 @@ LABEL_COLOR = "d93f0b"
 LABEL_DESCRIPTION = "Raised by batch-ops: something needs an operator"
 _MARKER = "<!-- batch-ops-alert-key: {key} -->"
 _MARKER_RE = re.compile(r"<!-- batch-ops-alert-key: ([A-Za-z0-9:._/+-]{1,200}) -->")
-_KEY_RE = re.compile(r"^[A-Za-z0-9:._/+-]{1,200}$")
 _BODY_LIMIT = 60_000  # GitHub refuses bodies over 65,536 characters
 
 RESUME_HOWTO = (
@@ -107,10 +106,6 @@ def alert_key(kind: str, scope: str | None = None) -> str:
     key = f"{kind}:{scope}" if scope else kind
     safe = re.sub(r"[^A-Za-z0-9:._/+-]+", "-", key)[:200]
     return safe
-
-
-def kind_of(key: str) -> str:
-    return key.split(":", 1)[0]
 
 
 @dataclass
