@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import batch_ops.providers.anthropic  # noqa: F401 - the SDK import is not the growth being measured
 from batch_ops.cli import main
 from batch_ops.paths import Layout
 from batch_ops.queue import BatchRef, JobRecord, read_queue
