@@ -329,16 +329,19 @@ class _Totals:
 
     def merge_into(self, summary: LedgerSummary) -> None:
         index = {tuple(getattr(g, k) for k in _GROUP_KEYS): g for g in summary.groups}
+        added = False
         for key, sums in self.groups.items():
             group = index.get(key)
             if group is None:
                 group = LedgerGroup.model_validate(dict(zip(_GROUP_KEYS, key, strict=True)))
                 summary.groups.append(group)
                 index[key] = group
+                added = True
             group.requests += int(sums[0])
             for name, value in zip((*_COUNTS, *_COSTS), sums[1:], strict=True):
                 setattr(group, name, getattr(group, name) + value)
-        summary.groups.sort(key=lambda g: tuple(getattr(g, k) for k in _GROUP_KEYS))
+        if added:
+            summary.groups.sort(key=lambda g: tuple(getattr(g, k) for k in _GROUP_KEYS))
         self.groups.clear()
 
 
