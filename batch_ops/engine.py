@@ -461,8 +461,8 @@ class Engine:
     def _retry_file(self, job: JobRecord, ref: BatchRef) -> Path:
         return self._batch_file(job, ref, "retry")
 
-    def _expected_ids(self, job: JobRecord, ref: BatchRef) -> dict[str, tuple[str, str | None]]:
-        """custom_id -> (meta JSON, ticket id) of the requests in this batch.
+    def _expected_ids(self, job: JobRecord, ref: BatchRef) -> dict[str, tuple[str, str | None] | None]:
+        """custom_id -> (meta JSON, ticket id) of the requests in this batch (settle sets None when seen).
 
         A round's chunks are consecutive runs of its requests in payload order, so this batch's
         requests are the ``request_count`` after those of the round's earlier chunks: no re-chunking
@@ -470,7 +470,7 @@ class Engine:
         """
         skip = sum(b.request_count for b in job.batches if b.round == ref.round and b.chunk < ref.chunk)
         payload, subset = self._round_source(job, ref.round)
-        out: dict[str, tuple[str, str | None]] = {}
+        out: dict[str, tuple[str, str | None] | None] = {}
         position = 0
         for item in iter_payload_meta(payload):
             if subset is not None and item.custom_id not in subset:
@@ -523,7 +523,6 @@ class Engine:
         price = self.config.price(job.model_alias)
         max_retries = self.config.policy.retry_policy.max_retries
         expected = self._expected_ids(job, ref)
-        seen: set[str] = set()
         retry_ids: list[str] = []
         counts: dict[str, int] = {}
         stamp = iso(utcnow())
@@ -554,15 +553,17 @@ class Engine:
                     if cid not in expected:
                         self.warn(f"{job.id}/{ref.id}: result for unknown custom_id {cid!r} ignored")
                         continue
-                    if cid in seen:
+                    entry = expected[cid]
+                    if entry is None:
                         self.warn(f"{job.id}/{ref.id}: duplicate result for {cid!r} ignored")
                         continue
-                    seen.add(cid)
+                    # Seen: the key stays (to tell a duplicate), its meta goes (memory stays flat).
+                    expected[cid] = None
                     verdict = settle_outcome(result.outcome, result.error_type)
                     if verdict == "retry" and ref.round <= max_retries:
                         retry_ids.append(cid)
                         continue
-                    meta_json, ticket_id = expected[cid]
+                    meta_json, ticket_id = entry
                     status, error, line = self._settled_line(phase, ref, meta_json, result, verdict)
                     counts[status] = counts.get(status, 0) + 1
                     out.write(line)
@@ -583,13 +584,13 @@ class Engine:
                         (u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens,
                          cost, interactive, savings),
                     )  # fmt: skip
-                missing = [cid for cid in expected if cid not in seen]
-                for cid in missing:
+                missing = [(cid, entry) for cid, entry in expected.items() if entry is not None]
+                for cid, entry in missing:
                     if ref.round <= max_retries:
                         retry_ids.append(cid)
                     else:
                         result = ResultLine(cid, "expired", error_message="no result returned")
-                        status, _error, line = self._settled_line(phase, ref, expected[cid][0], result, "failed")
+                        status, _error, line = self._settled_line(phase, ref, entry[0], result, "failed")
                         counts[status] = counts.get(status, 0) + 1
                         out.write(line)
         except BaseException:
