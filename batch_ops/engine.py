@@ -325,7 +325,8 @@ class Engine:
             if adopt_grace_seconds is not None
             else _env_number(ENV_ADOPT_GRACE, ADOPT_GRACE_SECONDS)
         )
-        self.adopt_poll = max(adopt_poll_seconds, 0.01)
+        # Look often enough to adopt soon after the batch shows up, rarely enough not to hammer.
+        self.adopt_poll = max(min(adopt_poll_seconds, self.adopt_grace / 5), 0.05)
         self.warn = warn
         self.store = QueueStore(layout)
         self._scan: BacklogScan | None = None
@@ -450,7 +451,7 @@ class Engine:
         if not self.config.policy.enabled:
             raise PolicyRefusal("llmOps.batchPolicy.enabled is false: batch work is switched off; nothing submitted")
         with self.store.locked() as queue:
-            self._submit_locked(queue, summary, continuations_only=False)
+            self._submit_locked(queue, summary)
 
     def _ordered(self, queue: Queue) -> list[JobRecord]:
         return sorted(queue.jobs, key=lambda j: (j.created_at, j.id))
@@ -461,19 +462,13 @@ class Engine:
     def _out_of_time(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
-    def _wants_submit(self, job: JobRecord, continuations_only: bool) -> bool:
-        if job.terminal or job.mode != "batch" or job.round_submitted:
-            return False
-        # Reconcile only continues what submit started: follow-up rounds, chunks waiting for a slot.
-        return not continuations_only or job.round > 1 or any(b.round == job.round for b in job.batches)
-
-    def _submit_locked(self, queue: Queue, summary: RunSummary, *, continuations_only: bool) -> None:
+    def _submit_locked(self, queue: Queue, summary: RunSummary) -> None:
         policy = self.config.policy
         job: JobRecord | None = None
         try:
             self._resolve_doubts(queue, summary)
             for job in self._ordered(queue):
-                if not self._wants_submit(job, continuations_only):
+                if job.terminal or job.mode != "batch" or job.round_submitted:
                     continue
                 if job.next_attempt_at and job.next_attempt_at > iso(utcnow()):
                     summary.notes.append(f"{job.id}: waiting until {job.next_attempt_at} to try again")
@@ -820,8 +815,9 @@ class Engine:
             elif not self.config.policy.enabled:
                 summary.notes.append("llmOps.batchPolicy.enabled is false: follow-up batches are not sent")
             else:
-                # Follow-up rounds created while settling go out in the same run.
-                self._submit_locked(queue, summary, continuations_only=True)
+                # Follow-up rounds created while settling go out in the same run, and slots that
+                # ended batches freed are filled with jobs waiting for one (maxConcurrentBatchJobs).
+                self._submit_locked(queue, summary)
 
     def _reconcile_job(self, queue: Queue, job: JobRecord, summary: RunSummary) -> None:
         for ref in job.batches:
@@ -1114,11 +1110,11 @@ class Engine:
             parts.append(f"{len(items)} {kind} ({advice}): {shown}{more}")
         total = job.request_count or len(failed)
         if job_failed:
-            action = f"then run `batch-ops retry {job.id}` (allowed once)"
+            action = f"fix what is named above, then run `batch-ops retry {job.id}` (allowed once)"
         else:
             action = (
-                "a changed ticket is sent again by the next `batch-ops enqueue`, or "
-                f"`batch-ops retry {job.id}` sends the failed requests again as a new job (once)"
+                "fix what is named above; a changed ticket is sent again by the next `batch-ops enqueue`, "
+                f"or `batch-ops retry {job.id}` sends the failed requests again as a new job (once)"
             )
         return f"{len(failed)} of {total} request(s) failed. " + " | ".join(parts) + f". What to do: {action}"
 
