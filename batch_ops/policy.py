@@ -191,6 +191,12 @@ def call_with_retry(
                 outage_message(f"{health.last_error} ({health.server_errors} failed call(s) in a row this run)")
             )
         if deadline is not None and time.monotonic() + wait > deadline:
+            if health is not None and health.every_call_failed(2):
+                # The budget cut the retries short, but nothing in this run worked: that is an
+                # outage, not a slow provider, and the next run would only hammer it again.
+                raise OutageError(
+                    outage_message(f"{health.last_error} (every call of this run failed; time budget reached)")
+                )
             raise DeadlineReached(
                 f"time budget reached; next try in {wait:.1f}s after: {exc}", retry_at=time.time() + wait
             )
