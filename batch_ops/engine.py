@@ -117,7 +117,7 @@ def crashpoint(label: str) -> None:
     spec = os.environ.get(ENV_CRASH_AT)
     if not spec:
         return
-    name, _, nth = spec.rpartition(":")
+    name, _, nth = spec.rpartition(":") if ":" in spec else (spec, ":", "1")
     if name != label:
         return
     _crash_hits[label] = _crash_hits.get(label, 0) + 1
@@ -280,7 +280,7 @@ def _doubt_after(err: ProviderCallError) -> CreateDoubt | None:
         return "unanswered"  # timeout or dropped connection: the provider may still be working on it
     if 400 <= err.status < 500 and err.status != 408:
         return None  # refused before anything was created
-    return "answered"
+    return "answered"  # 5xx, 408, or a success whose body did not parse
 
 
 def _describe(result: ProviderResult) -> str:
@@ -459,9 +459,6 @@ class Engine:
     def _in_flight(self, queue: Queue) -> int:
         return sum(len(job.in_flight()) for job in queue.jobs)
 
-    def _out_of_time(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
-
     def _submit_locked(self, queue: Queue, summary: RunSummary) -> None:
         policy = self.config.policy
         job: JobRecord | None = None
@@ -480,9 +477,6 @@ class Engine:
                         f"({', '.join(policy.eligible_phases) or 'none'}); the job stays queued"
                     )
                     continue
-                if self._out_of_time():
-                    summary.notes.append("time budget used up: the remaining jobs stay queued for the next run")
-                    return
                 self._submit_job(queue, job, summary)
         except DeadlineReached as exc:
             if job is not None and not job.terminal:

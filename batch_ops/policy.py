@@ -59,6 +59,10 @@ def classify(err: ProviderCallError) -> FailureClass:
         return FailureClass.AUTH
     if err.connection or err.timeout or err.status is None or err.status in _TRANSIENT_STATUS:
         return FailureClass.TRANSIENT
+    if err.status < 400:
+        # A success whose body did not parse: the call worked (a create made its batch), so the
+        # retry path, which looks for that batch first, is the right one.
+        return FailureClass.TRANSIENT
     if 500 <= err.status < 600:
         return FailureClass.TRANSIENT
     return FailureClass.PERSISTENT
