@@ -53,6 +53,7 @@ from batch_ops.policy import (
     DeadlineReached,
     OutageError,
     PersistentFailure,
+    QueuePaused,
     RunHealth,
     call_with_retry,
     settle_outcome,
@@ -444,10 +445,15 @@ class Engine:
     # -- submit -------------------------------------------------------------------------------
 
     def submit(self, summary: RunSummary) -> None:
+        """Send queued jobs within the policy. Raises QueuePaused (exit 3/4) while the queue is paused."""
         pause = read_pause(self.layout)
         if pause is not None:
-            summary.notes.append(f"queue paused ({pause.kind}) since {pause.since}: {pause.reason}; nothing submitted")
-            return
+            summary.notes.append("queue paused: nothing submitted")
+            raise QueuePaused(
+                pause.kind,
+                f"queue paused ({pause.kind}) since {pause.since}: {pause.reason} "
+                "— nothing is submitted until `batch-ops resume`",
+            )
         if not self.config.policy.enabled:
             raise PolicyRefusal("llmOps.batchPolicy.enabled is false: batch work is switched off; nothing submitted")
         with self.store.locked() as queue:

@@ -94,6 +94,15 @@ class AuthStop(BatchOpsError):
     exit_code = EXIT_AUTH
 
 
+class QueuePaused(BatchOpsError):
+    """Submission refused while the queue is paused; the exit code is the pause's (3 or 4)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.exit_code = pause_exit_code(kind)
+
+
 class PersistentFailure(BatchOpsError):
     """The provider rejected this request; retrying the same bytes cannot help."""
 

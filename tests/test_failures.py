@@ -235,6 +235,9 @@ def test_outage_pauses_the_queue_until_resume(cli: Any, repo: Path, sandbox: San
 
     again = cli(repo, "submit")
     assert again.code == 3 and "queue paused (outage)" in again.err
+    started = time.monotonic()
+    cycle = cli(repo, "cycle", "--wait", "--poll", "0.1", "--timeout", "20")
+    assert cycle.code == 3 and time.monotonic() - started < 5  # refuses at once, does not wait it out
     assert sandbox.calls["create"] == 3  # nothing further submitted while paused
     human = cli(repo, "status")
     assert "PAUSED (outage)" in human.out and "batch-ops resume" in human.out
