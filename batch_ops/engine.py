@@ -550,16 +550,30 @@ class Engine:
     def _adopt(self, queue: Queue, ref: BatchRef) -> BatchInfo | None:
         """Find a batch that a timed-out or interrupted create made, so it is not created twice."""
         owned = {b.id for j in queue.jobs for b in (*j.batches, *j.previous_batches) if b.id}
-        intent = dt.datetime.strptime(ref.intent_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        # Only the latest create can be in doubt (each earlier one was settled before the next
+        # began), so the search starts there, less the clock skew.
+        if ref.last_create_at is not None:
+            since = dt.datetime.fromtimestamp(ref.last_create_at, tz=dt.UTC)
+        else:
+            since = dt.datetime.strptime(ref.intent_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
         candidates: list[BatchInfo] = []
         for info in self.provider.list_batches():
             created = info.created_at if info.created_at.tzinfo else info.created_at.replace(tzinfo=dt.UTC)
-            if created < intent - ADOPT_SKEW:
+            if created < since - ADOPT_SKEW:
                 break  # newest first: everything further is older still
             if info.id not in owned and info.request_count == ref.request_count:
                 candidates.append(info)
-        # The oldest unowned match belongs to the oldest intent in doubt (callers go oldest first).
-        return min(candidates, key=lambda i: i.created_at) if candidates else None
+        if not candidates:
+            return None
+
+        # Ours was created right after the call began: prefer a match from then on, the closest
+        # first; one from the skew allowance before it only if there is no such match.
+        def distance(info: BatchInfo) -> tuple[bool, float]:
+            created = info.created_at if info.created_at.tzinfo else info.created_at.replace(tzinfo=dt.UTC)
+            gap = (created - since).total_seconds()
+            return gap < -1.0, abs(gap)
+
+        return min(candidates, key=distance)
 
     def _submit_job(self, queue: Queue, job: JobRecord, summary: RunSummary) -> None:
         rnd = job.round

@@ -93,6 +93,27 @@ def test_created_then_timeout_is_adopted_not_created_again(
     assert len(assert_ledger_once(repo)) == CHEAP + FRONTIER
 
 
+def test_adoption_prefers_the_batch_made_by_this_create(
+    cli: Any, repo: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another client's batch of the same size, made just before ours, is not taken for ours."""
+    client = anthropic.Anthropic(api_key=TEST_KEY, base_url=sandbox.url, max_retries=0)
+    payload = Layout(repo).resolve_ops_path(job_by_alias(repo, "cheap").payload_path)
+    requests = [json.loads(line) for line in payload.read_text().splitlines()]
+    foreign = client.messages.batches.create(
+        requests=[{"custom_id": r["custom_id"], "params": r["params"]} for r in requests]
+    )
+    time.sleep(1.5)
+    monkeypatch.setenv("BATCH_OPS_HTTP_TIMEOUT", "0.4")
+    sandbox.set_scenario({"endpoints": {"create": ["created-then-timeout", "ok"]}, "timeout_seconds": 1.0})
+    res = cli(repo, "submit", "--json")
+    assert res.code == 0, res.err
+    adopted = json.loads(res.out)["adopted_batches"]
+    assert len(adopted) == 1 and adopted[0] != foreign.id
+    assert job_by_alias(repo, "cheap").batches[0].id == adopted[0]
+    assert len(sandbox.batch_summaries()) == 3  # the foreign one, ours, the frontier job's
+
+
 def test_a_create_whose_batch_appears_late_is_waited_for(
     cli: Any, repo: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
