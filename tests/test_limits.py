@@ -304,3 +304,24 @@ def test_an_ineligible_phase_is_refused(cli: Any, sample_repo: Path, sandbox: Sa
     configure(sample_repo, eligiblePhases=["bulk-ticket-validation"])
     assert cli(sample_repo, "submit").code == 0
     assert sandbox.calls["create"] == 2
+
+
+def test_a_disabled_policy_still_settles_batches_in_flight_but_sends_no_follow_up(
+    cli: Any, sample_repo: Path, sandbox: SandboxServer
+) -> None:
+    configure(sample_repo)
+    sandbox.set_scenario({"requests": {"errored_every": 3}})
+    assert cli(sample_repo, "enqueue").code == 0
+    assert cli(sample_repo, "submit").code == 0
+    sandbox.set_scenario(None)
+    configure(sample_repo, enabled=False)
+    time.sleep(0.4)
+    res = cli(sample_repo, "reconcile")
+    assert res.code == 0 and "follow-up batches are not sent" in res.out
+    assert len(ledger(sample_repo)) == CHEAP + FRONTIER - 3  # the settled ones are recorded
+    assert batch_sizes(sandbox) == [CHEAP, FRONTIER]
+    assert all(j.status == "queued" and j.round == 2 for j in jobs(sample_repo))
+    configure(sample_repo, enabled=True)
+    reconcile_until_done(cli, sample_repo)
+    assert batch_sizes(sandbox) == [CHEAP, FRONTIER, 2, 1]
+    assert len(assert_ledger_once(sample_repo)) == CHEAP + FRONTIER
