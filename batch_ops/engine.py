@@ -40,7 +40,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from batch_ops.backlog import BacklogScan, scan_backlog
-from batch_ops.config import Config
+from batch_ops.config import Config, ModelPrice
 from batch_ops.errors import PolicyRefusal, StateError
 from batch_ops.ledger import LedgerLine, append_lines, keys_for_batch, price_usage
 from batch_ops.paths import Layout, safe_file_name
@@ -440,7 +440,6 @@ class Engine:
         queue.add(job)
         queue.save()
         return job
-
 
     # -- submit -------------------------------------------------------------------------------
 
@@ -1023,7 +1022,7 @@ class Engine:
         meta: ItemMeta,
         result: ProviderResult,
         settled: SettledResult,
-        price: Any,
+        price: ModelPrice,
         stamp: str,
     ) -> LedgerLine:
         cost = price_usage(result.usage, price, "batch")
