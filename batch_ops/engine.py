@@ -279,9 +279,11 @@ def _doubt_after(err: ProviderCallError) -> CreateDoubt | None:
     """What a failed create says about whether it made a batch."""
     if err.status is None:
         return "unanswered"  # timeout or dropped connection: the provider may still be working on it
-    if 400 <= err.status < 500 and err.status != 408:
+    if err.status in (408, 502, 504):
+        return "unanswered"  # a proxy gave up on the API, which may still be creating the batch
+    if 400 <= err.status < 500:
         return None  # refused before anything was created
-    return "answered"  # 5xx, 408, or a success whose body did not parse
+    return "answered"  # the API's own 5xx or 529, or a success whose body did not parse
 
 
 def _describe(result: ProviderResult) -> str:

@@ -466,3 +466,16 @@ def test_a_batch_the_provider_lost_is_sent_again(cli: Any, repo: Path, sandbox: 
     assert cheap.batches[0].status == "settled" and "404" in (cheap.batches[0].error or "")
     assert {r.attempts for r in results(repo, cheap)} == {2}
     assert len(ledger(repo)) == CHEAP + FRONTIER
+
+
+def test_a_gateway_timeout_on_create_is_treated_as_unanswered(
+    cli: Any, repo: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a 504 the API may still be creating the batch: the search waits out the grace."""
+    monkeypatch.setenv("BATCH_OPS_ADOPT_GRACE", "0.6")
+    sandbox.set_scenario({"endpoints": {"create": ["504", "ok"]}})
+    started = time.monotonic()
+    assert cli(repo, "submit").code == 0
+    assert time.monotonic() - started >= 0.6
+    assert sandbox.calls["list"] >= 3  # searched again while the grace lasted
+    assert batch_sizes(sandbox) == [CHEAP, FRONTIER]
