@@ -44,8 +44,12 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
                 "status": j.status,
                 "requests": j.request_count,
                 "round": j.round,
+                "attempts": j.attempts,
                 "batches": [b.id for b in j.batches if b.id],
+                "in_flight": len(j.in_flight()),
+                "creates_in_doubt": sum(1 for b in j.batches if b.status == "creating" and b.doubt),
                 "settled": j.settled,
+                "next_attempt_at": j.next_attempt_at,
                 "error": j.error,
                 "updated_at": j.updated_at,
             }
@@ -69,15 +73,19 @@ def run(args: argparse.Namespace) -> int:
     if data["paused"]:
         p = data["paused"]
         print(f"PAUSED ({p['kind']}) since {p['since']}: {p['reason']}")
-        print("  run `batch-ops resume` once the cause is fixed")
+        print("  nothing is submitted until `batch-ops resume` (run it once the cause is fixed)")
     if not data["jobs"]:
         print("no jobs")
     for job in data["jobs"]:
         settled = ", ".join(f"{k} {v}" for k, v in sorted(job["settled"].items())) or "-"
         print(
             f"{job['id']}  {job['phase']:<24} {job['model_alias']:<9} {job['status']:<10} "
-            f"requests {job['requests']:<6} round {job['round']}  settled: {settled}"
+            f"requests {job['requests']:<6} round {job['round']}  attempts {job['attempts']}  settled: {settled}"
         )
+        if job["creates_in_doubt"]:
+            print(f"    {job['creates_in_doubt']} create(s) in doubt: the next submit looks for them before creating")
+        if job["next_attempt_at"] and job["status"] not in ("completed", "failed"):
+            print(f"    next attempt at {job['next_attempt_at']}")
         if job["error"]:
             print(f"    error: {job['error']}")
     t = data["ledger"]
