@@ -10,8 +10,10 @@ from batch_ops.commands import (
     config_cmd,
     cycle,
     demo,
+    duplicates,
     enqueue,
     reconcile,
+    report,
     resume,
     retry,
     sandbox_cmd,
@@ -23,6 +25,7 @@ from batch_ops.commands._common import warn
 from batch_ops.errors import BatchOpsError, ConfigError
 
 COMMANDS = (triage, enqueue, submit, reconcile, status, cycle, resume, retry, config_cmd, sandbox_cmd, demo)
+COMMANDS += (report, duplicates)
 
 
 def build_parser() -> argparse.ArgumentParser:
