@@ -78,7 +78,9 @@ def reserved(jobs: Iterable[JobRecord]) -> float:
     return total
 
 
-def state(config: Config, layout: Layout, jobs: Iterable[JobRecord], *, now: dt.datetime | None = None) -> BudgetState | None:
+def state(
+    config: Config, layout: Layout, jobs: Iterable[JobRecord], *, now: dt.datetime | None = None
+) -> BudgetState | None:
     budget = config.llm_ops.budget
     if budget is None:
         return None

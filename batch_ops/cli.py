@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from batch_ops.commands import (
     config_cmd,
@@ -24,8 +25,11 @@ from batch_ops.commands import (
 from batch_ops.commands._common import warn
 from batch_ops.errors import BatchOpsError, ConfigError
 
-COMMANDS = (triage, enqueue, submit, reconcile, status, cycle, resume, retry, config_cmd, sandbox_cmd, demo)
-COMMANDS += (report, duplicates)
+COMMANDS: tuple[ModuleType, ...] = (
+    triage, enqueue, submit, reconcile, status, cycle, resume, retry, config_cmd, sandbox_cmd, demo
+)  # fmt: skip
+COMMANDS += (report,)
+COMMANDS += (duplicates,)
 
 
 def build_parser() -> argparse.ArgumentParser:

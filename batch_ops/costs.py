@@ -110,7 +110,9 @@ def summarize(
         total.add(line, uncached)
     if jobs is None:
         jobs, _ = read_queue(layout)
-    by_job = _grouped(priced, lambda x: (x.job_id, x.phase, x.model_alias, x.mode), ("job_id", "phase", "model_alias", "mode"))
+    by_job = _grouped(
+        priced, lambda x: (x.job_id, x.phase, x.model_alias, x.mode), ("job_id", "phase", "model_alias", "mode")
+    )
     known = {j.id: j for j in jobs}
     for row in by_job:
         job = known.get(row["job_id"])

@@ -24,28 +24,32 @@ from __future__ import annotations
 import heapq
 import math
 import re
-from operator import mul
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import mul
 
 from batch_ops.backlog import Ticket
 
 _WORD = re.compile(r"[a-z0-9]+")
 _AC_PREFIX = re.compile(r"^\s*[-*]\s*\[[ xX]\]\s*(?:AC-\d+[a-z]?\s*:)?\s*", re.MULTILINE)
 
+# findall over one string keeps the list readable (and ruff from unrolling it into a literal).
 STOP_WORDS = frozenset(
-    """
-    a about above after again against all also am an and any are as at be because been before being
-    below between both but by can cannot could did do does doing down during each either else even
-    every few for from further get gets got had has have having he her here hers him his how however
-    i if in into is it its itself just let like may me might more most much must my no nor not now of
-    off on once one only onto or other our ours out over own per same shall she should so some such
-    than that the their theirs them then there these they this those through thus to too under until
-    up upon us very via was we were what when where whether which while who whom whose why will with
-    within without would yet you your yours
-    ac acceptance criteria criterion description ticket tickets todo tbd etc eg ie e g i e
-    """.split()
+    re.findall(
+        r"\S+",
+        """
+        a about above after again against all also am an and any are as at be because been before being
+        below between both but by can cannot could did do does doing down during each either else even
+        every few for from further get gets got had has have having he her here hers him his how however
+        i if in into is it its itself just let like may me might more most much must my no nor not now of
+        off on once one only onto or other our ours out over own per same shall she should so some such
+        than that the their theirs them then there these they this those through thus to too under until
+        up upon us very via was we were what when where whether which while who whom whose why will with
+        within without would yet you your yours
+        ac acceptance criteria criterion description ticket tickets todo tbd etc eg ie
+        """,
+    )
 )
 
 
@@ -81,9 +85,9 @@ def stem(word: str) -> str:
         out = word[:-3] + "y"
     elif len(word) > 5 and word.endswith("ing"):
         out = word[:-3]
-    elif len(word) > 4 and word.endswith("ed") and not word.endswith("eed"):
-        out = word[:-2]
-    elif len(word) > 3 and word.endswith("es") and word[-3] in "sxz":
+    elif (len(word) > 4 and word.endswith("ed") and not word.endswith("eed")) or (
+        len(word) > 3 and word.endswith("es") and word[-3] in "sxz"  # boxes, taxes, buzzes
+    ):
         out = word[:-2]
     elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         out = word[:-1]
@@ -188,9 +192,9 @@ def candidate_pairs(docs: Sequence[tuple[str, str]], params: Params | None = Non
     for (i, j), score in best.items():
         a, b = index.ids[i], index.ids[j]
         vi, vj = index.vectors[i], index.vectors[j]
-        shared = sorted(vi.keys() & vj.keys(), key=lambda t: -(vi[t] * vj[t]))[:6]
+        heaviest = sorted(vi.keys() & vj.keys(), key=lambda t: -(vi[t] * vj[t]))[:6]
         pair = (a, b) if a <= b else (b, a)
-        out.append(Candidate(pair[0], pair[1], round(score, 4), tuple(index.vocab[t] for t in shared)))
+        out.append(Candidate(pair[0], pair[1], round(score, 4), tuple(index.vocab[t] for t in heaviest)))
     out.sort(key=lambda c: (-c.score, c.a, c.b))
     return out
 

@@ -17,6 +17,7 @@ structure (headings, setext underlines, rules, code fences, HTML) before it land
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
 import re
 import tempfile
@@ -85,9 +86,9 @@ def block(text: str, *, limit: int = 4000) -> str:
         heading = _HEADING.match(line)
         fence = _FENCE.match(line)
         if heading:
-            line = f"{heading.group(1)}\\{line[heading.end(1):]}"
+            line = f"{heading.group(1)}\\{line[heading.end(1) :]}"
         elif fence:
-            line = f"{fence.group(1)}\\{line[fence.end(1):]}"
+            line = f"{fence.group(1)}\\{line[fence.end(1) :]}"
         elif _SETEXT_OR_RULE.match(line):
             stripped = line.lstrip()
             line = line[: len(line) - len(stripped)] + "\\" + stripped
@@ -219,10 +220,8 @@ def _updated_span(ticket: Ticket, today: str) -> _Span:
         quote = value[:1] if value[:1] in ("'", '"') and value.endswith(value[:1]) and len(value) > 1 else ""
         return _Span(match.start("value"), match.end("value"), f"{quote}{today}{quote}")
     created = _CREATED.search(front, 4)
-    if created is not None:
-        at = created.end() + 1
-    else:
-        at = front.rstrip("\n").rfind("\n") + 1  # the closing '---' line
+    # After `created:` when there is one, else just before the closing '---' line.
+    at = created.end() + 1 if created is not None else front.rstrip("\n").rfind("\n") + 1
     return _Span(at, at, f"updated: {today}\n")
 
 
@@ -254,7 +253,7 @@ def _history_span(ticket: Ticket, row: tuple[str, ...]) -> _Span:
 
 def _apply(original: str, ticket: Ticket, spans: list[_Span], eol: str) -> str:
     spans = sorted(spans, key=lambda s: (s.start, s.end))
-    for a, b in zip(spans, spans[1:], strict=False):
+    for a, b in itertools.pairwise(spans):
         if b.start < a.end:
             raise EditRefused("overlapping edits (duplicate section headings?)")
     mapping = _LineMap(original)
@@ -288,9 +287,7 @@ def _check(before: Ticket, after_raw: bytes, edited: set[str]) -> None:
         raise EditRefused("the rewrite would change sections it does not own")
 
 
-def rewrite(
-    raw: bytes, ticket: Ticket, edits: list[SectionEdit], *, today: str, history_row: tuple[str, ...]
-) -> bytes:
+def rewrite(raw: bytes, ticket: Ticket, edits: list[SectionEdit], *, today: str, history_row: tuple[str, ...]) -> bytes:
     """The new bytes of the ticket with ``edits`` applied, ``updated`` set and a History row added."""
     if not ticket.utf8:
         raise EditRefused("the file is not valid UTF-8; it is never rewritten")

@@ -14,9 +14,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("duplicates", help="duplicate candidates (zero tokens) or the latest duplicates report")
     add_repo_arg(p)
     add_json_arg(p)
-    p.add_argument(
-        "--candidates", action="store_true", help="compute the zero-token candidate pairs now (no model)"
-    )
+    p.add_argument("--candidates", action="store_true", help="compute the zero-token candidate pairs now (no model)")
     p.add_argument("--per-ticket", type=int, default=5, help="with --candidates: pairs kept per ticket")
     p.add_argument("--min-score", type=float, default=0.0, help="with --candidates: lowest similarity kept")
     p.set_defaults(func=run)

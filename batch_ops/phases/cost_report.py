@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from batch_ops import budget
+from batch_ops.config import Config
 from batch_ops.costs import CostSummary, summarize
 from batch_ops.markdown import cell, inline
 from batch_ops.paths import Layout
@@ -37,7 +38,6 @@ from batch_ops.phases.base import (
 from batch_ops.phases.io import iter_settled, write_report
 from batch_ops.phases.prompts import routed_alias, structured_params, system_blocks
 from batch_ops.queue import iso, read_queue, utcnow
-from batch_ops.config import Config
 
 PHASE = "cost-report"
 MAX_DAYS_SENT = 31
@@ -94,8 +94,10 @@ def _fingerprint(summary: CostSummary) -> str:
 
 def _numbers(summary: CostSummary, state: budget.BudgetState | None) -> dict[str, Any]:
     def slim(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        keep = ("requests", "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
-                "cache_hit_rate", "cost_usd", "interactive_cost_usd", "savings_usd", "uncached_interactive_cost_usd")  # fmt: skip
+        keep = (
+            "requests", "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+            "cache_hit_rate", "cost_usd", "interactive_cost_usd", "savings_usd", "uncached_interactive_cost_usd",
+        )  # fmt: skip
         out = []
         for row in rows:
             slimmed = {k: v for k, v in row.items() if k in keep or not isinstance(v, int | float)}
@@ -133,7 +135,12 @@ class CostReportPhase(Phase):
         alias = routed_alias(ctx, self.name)
         user = "Numbers from the usage ledger (USD; tokens):\n\n" + json.dumps(numbers, indent=1, default=str)
         params = structured_params(
-            ctx, alias, self.max_output_tokens, system_blocks(INSTRUCTIONS, ctx, with_conventions=False), user, _schema()
+            ctx,
+            alias,
+            self.max_output_tokens,
+            system_blocks(INSTRUCTIONS, ctx, with_conventions=False),
+            user,
+            _schema(),
         )
         meta = ItemMeta.model_validate({"content_hash": _fingerprint(others), "as_of": iso(utcnow())})
         item = PlannedItem(custom_id=make_custom_id(self.code, "ledger"), params=params, meta=meta)
@@ -164,13 +171,20 @@ class CostReportPhase(Phase):
 def latest_analysis(layout: Layout) -> tuple[str, str, Analysis] | None:
     """(job id, numbers as of, analysis) from the newest completed cost-report job, if any."""
     jobs, _ = read_queue(layout)
-    done = sorted((j for j in jobs if j.phase == PHASE and j.status == "completed" and j.result_path), key=lambda j: (j.updated_at, j.id))
+    done = sorted(
+        (j for j in jobs if j.phase == PHASE and j.status == "completed" and j.result_path),
+        key=lambda j: (j.updated_at, j.id),
+    )
     for job in reversed(done):
         assert job.result_path is not None
         for res in iter_settled(layout.resolve_ops_path(job.result_path)):
             if res.status == "succeeded" and res.output is not None:
                 try:
-                    return job.id, str((res.meta.model_extra or {}).get("as_of") or ""), Analysis.model_validate(res.output)
+                    return (
+                        job.id,
+                        str((res.meta.model_extra or {}).get("as_of") or ""),
+                        Analysis.model_validate(res.output),
+                    )
                 except ValidationError:
                     continue
     return None
@@ -185,7 +199,18 @@ def _pct(value: float | None) -> str:
 
 
 def _table(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[str]:
-    head = [*keys, "requests", "prompt tokens", "output tokens", "cache hit rate", "cost", "interactive cost", "saved (batch)", "uncached interactive", "ratio"]
+    head = [
+        *keys,
+        "requests",
+        "prompt tokens",
+        "output tokens",
+        "cache hit rate",
+        "cost",
+        "interactive cost",
+        "saved (batch)",
+        "uncached interactive",
+        "ratio",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
         prompt = r["input_tokens"] + r["cache_creation_input_tokens"] + r["cache_read_input_tokens"]
@@ -229,7 +254,8 @@ def render(summary: CostSummary, state: budget.BudgetState | None, analysis: tup
         f"{t['requests']} request(s): {_usd(t['cost_usd'])} paid; {_usd(t['interactive_cost_usd'])} at interactive "
         f"prices with the same cache use (saved {_usd(t['savings_usd'])} by batching); "
         f"{_usd(t['uncached_interactive_cost_usd'])} interactive without a cache, so "
-        f"{_pct(t['cost_ratio_vs_uncached_interactive'])} of that was paid. Cache hit rate {_pct(t['cache_hit_rate'])}.",
+        f"{_pct(t['cost_ratio_vs_uncached_interactive'])} of that was paid. "
+        f"Cache hit rate {_pct(t['cache_hit_rate'])}.",
         "",
     ]
     if state is not None:
@@ -249,7 +275,9 @@ def render(summary: CostSummary, state: budget.BudgetState | None, analysis: tup
         for r in decided:
             c = r["caching"]
             state_text = f"on ({c['ttl']})" if c["enabled"] else "off"
-            lines.append(f"- {inline(r['job_id'])}: {state_text} — {inline(c['reason'])}; hit rate {_pct(r['cache_hit_rate'])}")
+            lines.append(
+                f"- {inline(r['job_id'])}: {state_text} — {inline(c['reason'])}; hit rate {_pct(r['cache_hit_rate'])}"
+            )
         lines.append("")
     if analysis is not None:
         job_id, as_of, a = analysis

@@ -115,7 +115,10 @@ def _schema() -> dict[str, Any]:
 
 
 def _excerpt(ticket: Ticket) -> str:
-    parts = [f'<ticket id="{ticket.id}" kind="{ticket.id.split("-")[0]}" path="{ticket.path}">', f"Title: {ticket.title}"]
+    parts = [
+        f'<ticket id="{ticket.id}" kind="{ticket.id.split("-")[0]}" path="{ticket.path}">',
+        f"Title: {ticket.title}",
+    ]
     for name in _SECTIONS:
         body = ticket.section(name)
         if body and body.strip():
@@ -238,9 +241,7 @@ def _row(
     }
 
 
-def _latest_judgements(
-    ctx: PhaseContext, phase: str, job_id: str
-) -> dict[tuple[str, str], tuple[str, SettledResult]]:
+def _latest_judgements(ctx: PhaseContext, phase: str, job_id: str) -> dict[tuple[str, str], tuple[str, SettledResult]]:
     jobs, _ = read_queue(ctx.layout)
     chosen = [j for j in jobs if j.phase == phase and j.result_path and (j.status == "completed" or j.id == job_id)]
     chosen.sort(key=lambda j: (j.updated_at, j.id))
