@@ -29,7 +29,13 @@ def test_missing_file_means_defaults(tmp_path: Path) -> None:
 
 def test_user_can_override_a_price() -> None:
     config = parse_config(
-        {"llmOps": {"models": {"cheap": {"model": "m", "inputUsdPerMTok": 2, "outputUsdPerMTok": 9, "minCacheableTokens": 0}}}}
+        {
+            "llmOps": {
+                "models": {
+                    "cheap": {"model": "m", "inputUsdPerMTok": 2, "outputUsdPerMTok": 9, "minCacheableTokens": 0}
+                }
+            }
+        }
     )
     assert config.price("cheap").input_usd_per_mtok == 2
     assert config.price("frontier").model == "claude-opus-4-6"

@@ -31,7 +31,9 @@ def test_incomplete_ticket_needs_a_cheap_llm() -> None:
 
 
 def test_critical_priority_requires_frontier() -> None:
-    assert triage_ticket(_ticket(GOOD.replace("priority: low", "priority: critical")), RULES).bucket == "requires-frontier"
+    assert (
+        triage_ticket(_ticket(GOOD.replace("priority: low", "priority: critical")), RULES).bucket == "requires-frontier"
+    )
 
 
 def test_two_moderate_signals_require_frontier() -> None:
