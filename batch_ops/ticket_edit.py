@@ -45,6 +45,7 @@ _HEADING = re.compile(r"^( {0,3})(#{1,6})(?=\s|$)")
 _SETEXT_OR_RULE = re.compile(r"^ {0,3}(?:=+|-+|(?:[-*_][ \t]*){3,})[ \t]*$")
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
 _HTML_START = re.compile(r"<(?=[A-Za-z/!?])")
+_BLOCK_START = re.compile(r"[#>]|[-*+](?:\s|$)|\d{1,9}[.)](?:\s|$)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _UPDATED = re.compile(r"^updated:[ \t]*(?P<value>.*?)[ \t]*$", re.MULTILINE)
 _CREATED = re.compile(r"^created:.*$", re.MULTILINE)
@@ -59,11 +60,16 @@ class EditRefused(Exception):
 
 
 def one_line(text: str, *, limit: int = 400) -> str:
-    """A single line of inline text: whitespace collapsed, HTML tag starts escaped, cut to ``limit``."""
+    """A single line of inline text: whitespace collapsed, HTML tag starts escaped, cut to ``limit``.
+
+    It usually lands right after a list marker, where a leading ``#``, ``>`` or list marker would still
+    open a heading, a quote or a nested list, so that first character is escaped too.
+    """
     flat = " ".join(_CONTROL.sub(" ", str(text)).split())
     if len(flat) > limit:
         flat = flat[: limit - 1].rstrip() + "…"
-    return _HTML_START.sub(r"\\<", flat)
+    flat = _HTML_START.sub(r"\\<", flat)
+    return "\\" + flat if _BLOCK_START.match(flat) else flat
 
 
 def table_cell(text: str, *, limit: int = 200) -> str:
@@ -159,13 +165,13 @@ def _find(ticket: Ticket, heading: str) -> Section | None:
 
 
 def _body_span(text: str, sec: Section) -> tuple[int, int]:
-    """The section body without its leading and trailing blank lines (an empty body: the point after the heading)."""
+    """The section body without its leading and trailing blank lines; an empty body: all after the heading."""
     line_end = text.find("\n", sec.start)
     body_from = sec.end if line_end == -1 else min(line_end + 1, sec.end)
     region = text[body_from : sec.end]
     stripped = region.strip("\n")
     if not stripped:
-        return body_from, body_from
+        return body_from, sec.end
     lead = len(region) - len(region.lstrip("\n"))
     trail = len(region) - len(region.rstrip("\n"))
     return body_from + lead, sec.end - trail
@@ -184,14 +190,18 @@ def _kept_subsections(old_body: str, owned: tuple[str, ...]) -> str:
 
 
 def _insert_point(ticket: Ticket, heading: str) -> int:
-    """Where a missing section goes: before the first present section that follows it in the order."""
+    """Where a missing section goes: right after the last present section that precedes it in the order,
+    else before the first one that follows it, else at the end."""
     order = [h.lower() for h in SECTION_ORDER]
+    if heading.lower() == "history":
+        return len(ticket.text)  # the append-only log closes the ticket, after unknown sections too
     rank = order.index(heading.lower()) if heading.lower() in order else len(order) - 1
-    for sec in ticket.sections:
-        name = sec.heading.strip().lower()
-        if name in order and order.index(name) > rank:
-            return sec.start
-    return len(ticket.text)
+    known = [(order.index(s.heading.strip().lower()), s) for s in ticket.sections if s.heading.strip().lower() in order]
+    before = [s for r, s in known if r < rank]
+    if before:
+        return before[-1].end
+    after = [s for r, s in known if r > rank]
+    return after[0].start if after else len(ticket.text)
 
 
 def _section_spans(ticket: Ticket, edit: SectionEdit) -> _Span:
@@ -199,11 +209,11 @@ def _section_spans(ticket: Ticket, edit: SectionEdit) -> _Span:
     sec = _find(ticket, edit.heading)
     if sec is not None:
         start, end = _body_span(text, sec)
-        kept = _kept_subsections(text[start:end], edit.owned_subsections)
-        body = edit.body + (f"\n\n{kept}" if kept else "")
-        if start == end:  # empty body: give it the blank line before the next heading
-            return _Span(start, end, body + ("\n\n" if end < len(text) else "\n"))
-        return _Span(start, end, body)
+        old_body = text[start:end]
+        if not old_body.strip("\n"):  # empty body: the new one, then the blank line before the next heading
+            return _Span(start, end, edit.body + ("\n\n" if end < len(text) else "\n"))
+        kept = _kept_subsections(old_body, edit.owned_subsections)
+        return _Span(start, end, edit.body + (f"\n\n{kept}" if kept else ""))
     at = _insert_point(ticket, edit.heading)
     new = f"## {edit.heading}\n{edit.body}\n"
     if at < len(text):

@@ -277,14 +277,16 @@ def render_edits(result: Refinement, fields: list[str]) -> list[SectionEdit]:
 
 
 def _criterion(text: str) -> str:
-    line = one_line(text, limit=300)
-    for prefix in ("- [ ]", "- [x]", "-", "*"):
+    """The criterion's own text: a list marker or an ``AC-n:`` label the model added is dropped (we number)."""
+    line = " ".join(str(text).split())
+    for prefix in ("- [ ] ", "- [x] ", "- ", "* "):
         if line.startswith(prefix):
             line = line[len(prefix) :].lstrip()
+            break
     head, sep, rest = line.partition(":")
     if sep and head.upper().startswith("AC-") and head[3:].strip().isdigit():
         line = rest.strip()
-    return line
+    return one_line(line, limit=300)
 
 
 class RefinementPhase(Phase):
