@@ -669,6 +669,8 @@ class Engine:
         queue.save()
         phase = self.phases[job.phase]
         applied = phase.apply(self.context(), job.id, iter_settled(result_path))
+        if phase.edits_tickets:
+            self._scan = None  # tickets were rewritten: later applies in this run must read them again
         if applied.report_path:
             job.report_path = applied.report_path
             summary.reports.append(applied.report_path)

@@ -100,6 +100,8 @@ class Phase(abc.ABC):
     # A phase that reads what the others produce (the cost report reads the ledger): `cycle --wait`
     # enqueues it once the other phases' jobs have ended.
     runs_last: bool = False
+    # A phase whose apply rewrites ticket files (refinement): the engine reads the backlog again after it.
+    edits_tickets: bool = False
 
     @abc.abstractmethod
     def plan(self, ctx: PhaseContext) -> list[PlannedJob]:

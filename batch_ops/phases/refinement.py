@@ -294,6 +294,7 @@ class RefinementPhase(Phase):
     workflow = "refinement"
     code = "ref"
     max_output_tokens = 4096
+    edits_tickets = True
 
     def plan(self, ctx: PhaseContext) -> list[PlannedJob]:
         state = load_state(ctx)
@@ -319,11 +320,13 @@ class RefinementPhase(Phase):
                 PlannedItem(
                     custom_id=make_custom_id(self.code, ticket.id),
                     params=params,
-                    meta=ItemMeta(
-                        ticket_id=ticket.id,
-                        ticket_path=ticket.path,
-                        content_hash=ticket.content_hash,
-                        fields=fields,  # type: ignore[call-arg]  # ItemMeta allows extra keys
+                    meta=ItemMeta.model_validate(
+                        {
+                            "ticket_id": ticket.id,
+                            "ticket_path": ticket.path,
+                            "content_hash": ticket.content_hash,
+                            "fields": fields,  # the sections asked for: apply rewrites no others
+                        }
                     ),
                 )
             )
