@@ -39,6 +39,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from batch_ops import budget, interactive, jobplan
 from batch_ops.backlog import BacklogScan, scan_backlog
 from batch_ops.config import Config, ModelPrice
 from batch_ops.errors import PolicyRefusal, StateError
@@ -374,14 +375,20 @@ class Engine:
 
     # -- enqueue ------------------------------------------------------------------------------
 
-    def enqueue(self, phase_names: list[str], summary: RunSummary) -> None:
+    def enqueue(
+        self, phase_names: list[str], summary: RunSummary, *, mode: jobplan.ModeChoice = "auto"
+    ) -> None:
+        """Queue a job per phase and alias. A job the budget refuses is not written; the others are,
+        and the refusals are raised together at the end (PolicyRefusal, exit 2)."""
         for name in phase_names:
             self.check_phase_allowed(name)
         ctx = self.context()
+        refusals: list[str] = []
         with self.store.locked() as queue:
             for name in phase_names:
                 phase = self.phases[name]
                 covered = self._covered_items(queue, name)
+                fresh: list[tuple[str, list[PlannedItem]]] = []
                 for planned in phase.plan(ctx):
                     items = [
                         it for it in planned.items if (it.custom_id, it.meta.content_hash) not in covered
@@ -389,8 +396,34 @@ class Engine:
                     if not items:
                         summary.skipped.append(f"{name}/{planned.model_alias}: nothing new to send")
                         continue
-                    job = self._new_job(queue, phase, planned.model_alias, items)
+                    fresh.append((planned.model_alias, items))
+                job_mode = jobplan.choose_mode(sum(len(items) for _, items in fresh), self.config, mode)
+                for alias, items in fresh:
+                    try:
+                        plan = self._plan_job(queue, phase, alias, items, job_mode)
+                    except PolicyRefusal as exc:
+                        refusals.append(str(exc))
+                        continue
+                    job = self._new_job(queue, phase, alias, items, plan)
                     summary.enqueued.append(job.id)
+                    summary.notes.append(self._plan_note(job))
+        if refusals:
+            raise PolicyRefusal("; ".join(refusals))
+
+    def _plan_job(
+        self, queue: Queue, phase: Phase, alias: str, items: list[PlannedItem], mode: jobplan.Mode
+    ) -> jobplan.JobPlan:
+        plan = jobplan.prepare(self.config, queue.jobs, alias, items, mode)
+        current = budget.state(self.config, self.layout, queue.jobs)
+        budget.check(current, plan.estimate_usd, f"the {phase.name}/{alias} job ({len(items)} request(s), {mode})")
+        return plan
+
+    @staticmethod
+    def _plan_note(job: JobRecord) -> str:
+        cache = job.cache
+        caching = f"caching {cache.ttl}" if cache is not None and cache.enabled else "no caching"
+        why = f" ({cache.reason})" if cache is not None else ""
+        return f"{job.id}: {job.phase}/{job.model_alias}, {job.request_count} request(s), {job.mode}, {caching}{why}"
 
     def _covered_items(self, queue: Queue, phase: str) -> set[tuple[str, str | None]]:
         """Requests already in a live or completed job of this phase, keyed with the ticket's hash."""
@@ -411,7 +444,9 @@ class Engine:
                 )
         return covered
 
-    def _new_job(self, queue: Queue, phase: Phase, alias: str, items: list[PlannedItem]) -> JobRecord:
+    def _new_job(
+        self, queue: Queue, phase: Phase, alias: str, items: list[PlannedItem], plan: jobplan.JobPlan | None = None
+    ) -> JobRecord:
         now = utcnow()
         job_id = queue.next_job_id(now)
         payload = self.layout.payloads_dir / f"{job_id}.jsonl"
@@ -439,6 +474,10 @@ class Engine:
             updated_at=iso(now),
             request_count=len(items),
         )
+        if plan is not None:
+            job.mode = plan.mode
+            job.cache = plan.cache
+            job.estimated_cost_usd = plan.estimate_usd
         queue.add(job)
         queue.save()
         return job
@@ -459,6 +498,7 @@ class Engine:
             raise PolicyRefusal("llmOps.batchPolicy.enabled is false: batch work is switched off; nothing submitted")
         with self.store.locked() as queue:
             self._submit_locked(queue, summary)
+            self._run_interactive(queue, summary)
 
     def _ordered(self, queue: Queue) -> list[JobRecord]:
         return sorted(queue.jobs, key=lambda j: (j.created_at, j.id))
@@ -833,6 +873,11 @@ class Engine:
                 # Follow-up rounds created while settling go out in the same run, and slots that
                 # ended batches freed are filled with jobs waiting for one (maxConcurrentBatchJobs).
                 self._submit_locked(queue, summary)
+                self._run_interactive(queue, summary)
+
+    def _run_interactive(self, queue: Queue, summary: RunSummary) -> None:
+        """Jobs in mode "interactive" go through the Messages API (interactive.py), then settle here."""
+        interactive.run_jobs(self, queue, summary)
 
     def _reconcile_job(self, queue: Queue, job: JobRecord, summary: RunSummary) -> None:
         for ref in job.batches:
@@ -1027,7 +1072,7 @@ class Engine:
         price: ModelPrice,
         stamp: str,
     ) -> LedgerLine:
-        cost = price_usage(result.usage, price, "batch")
+        cost = price_usage(result.usage, price, job.mode)
         return LedgerLine(
             timestamp=stamp,
             workflow=job.workflow,
@@ -1039,7 +1084,7 @@ class Engine:
             provider=job.provider,
             model_alias=job.model_alias,
             model=result.model or price.model,
-            mode="batch",
+            mode=job.mode,
             input_tokens=result.usage.input_tokens,
             output_tokens=result.usage.output_tokens,
             cache_creation_input_tokens=result.usage.cache_creation_input_tokens,
@@ -1086,6 +1131,8 @@ class Engine:
         phase = self.phases[job.phase]
         applied = phase.apply(self.context(), job.id, iter_settled(result_path))
         crashpoint("finish.applied")
+        if phase.edits_tickets:
+            self._scan = None  # tickets were rewritten: later applies in this run must read them again
         if applied.report_path:
             job.report_path = applied.report_path
             summary.reports.append(applied.report_path)

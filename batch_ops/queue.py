@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from batch_ops.caching import CacheDecision
 from batch_ops.errors import StateError
 from batch_ops.paths import Layout
 
@@ -104,6 +105,9 @@ class JobRecord(BaseModel):
     next_attempt_at: str | None = None
     retried_by_operator: bool = False
     report_path: str | None = None
+    # Decided at enqueue (jobplan.py): the upper-bound cost estimate the budget counts, and caching.
+    estimated_cost_usd: float | None = None
+    cache: CacheDecision | None = None
 
     def transition(self, new: JobStatus, *, error: str | None = None) -> None:
         if new != self.status and new not in ALLOWED[self.status]:

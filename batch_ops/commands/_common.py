@@ -37,6 +37,19 @@ def add_budget_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_mode_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--batch", dest="mode", action="store_const", const="batch",
+        help="send through the batch API even below forceBatchWhenQueueOver",
+    )  # fmt: skip
+    group.add_argument(
+        "--interactive", dest="mode", action="store_const", const="interactive",
+        help="run through the Messages API at once (full price) even at or above forceBatchWhenQueueOver",
+    )  # fmt: skip
+    parser.set_defaults(mode="auto")
+
+
 def warn(message: str) -> None:
     print(f"batch-ops: {neutralise_workflow_commands(message)}", file=sys.stderr)
 
