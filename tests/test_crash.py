@@ -50,6 +50,14 @@ SUBMIT_POINTS = tuple(p for p in CRASH_POINTS if p.startswith("submit.") and p !
 SETTLE_POINTS = tuple(p for p in CRASH_POINTS if p.startswith("reconcile.") and p != "reconcile.polled")
 END_POINTS = ("reconcile.next-round", "finish.results-written", "finish.applied", "finish.closed")
 
+@pytest.fixture(autouse=True)
+def _validation_only_in_batch(request: pytest.FixtureRequest) -> None:
+    """These tests are about the batch path: one phase, and every job a batch however small."""
+    if "sample_repo" in request.fixturenames:
+        configure(request.getfixturevalue("sample_repo"), eligiblePhases=["bulk-ticket-validation"],
+                  forceBatchWhenQueueOver=0)  # fmt: skip
+
+
 
 @dataclass
 class Tally:

@@ -32,6 +32,14 @@ from tests.policy_support import (
 
 CHEAP, FRONTIER = 7, 4
 
+@pytest.fixture(autouse=True)
+def _validation_only_in_batch(request: pytest.FixtureRequest) -> None:
+    """These tests are about the batch path: one phase, and every job a batch however small."""
+    if "sample_repo" in request.fixturenames:
+        configure(request.getfixturevalue("sample_repo"), eligiblePhases=["bulk-ticket-validation"],
+                  forceBatchWhenQueueOver=0)  # fmt: skip
+
+
 
 @pytest.fixture
 def repo(sample_repo: Path, cli: Any) -> Path:

@@ -39,6 +39,14 @@ from tests.policy_support import (
 
 CHEAP, FRONTIER = 7, 4
 
+@pytest.fixture(autouse=True)
+def _validation_only_in_batch(request: pytest.FixtureRequest) -> None:
+    """These tests are about the batch path: one phase, and every job a batch however small."""
+    if "sample_repo" in request.fixturenames:
+        configure(request.getfixturevalue("sample_repo"), eligiblePhases=["bulk-ticket-validation"],
+                  forceBatchWhenQueueOver=0)  # fmt: skip
+
+
 
 def _payload(repo: Path, alias: str) -> list[dict[str, Any]]:
     job = job_by_alias(repo, alias)
@@ -197,7 +205,9 @@ def test_requests_sharing_a_cached_prefix_go_out_together(tmp_path: Path) -> Non
         )
         for i in range(6)
     ]
-    config = parse_config({"llmOps": {"batchPolicy": {"retryPolicy": {"initialDelaySeconds": 0.01}}}})
+    config = parse_config(
+        {"llmOps": {"batchPolicy": {"forceBatchWhenQueueOver": 0, "retryPolicy": {"initialDelaySeconds": 0.01}}}}
+    )
     layout = Layout(tmp_path)
     with SandboxServer(processing_seconds=0.1, scenario={"min_cacheable": {"claude-haiku-4-5": 10}}) as srv:
         engine = Engine(

@@ -94,7 +94,7 @@ def test_interactive_run_resumes_after_a_crash_without_resending(
     cheap = next(j for j in jobs if j.model_alias == "cheap")
     first = json.loads(layout.resolve_ops_path(cheap.payload_path).read_text().splitlines()[0])
     # What a run killed after its first answer leaves behind: one fsynced line and a torn one.
-    part = layout.results_dir / cheap.id / "interactive-r1-c0.results.jsonl.part"
+    part = layout.results_dir / cheap.id / "r1-c0.results.jsonl.part"
     part.parent.mkdir(parents=True)
     done = ProviderResult(custom_id=first["custom_id"], outcome="succeeded", text='{"valid": true}')
     part.write_text(done.model_dump_json() + '\n{"custom_id": "btv-tor')

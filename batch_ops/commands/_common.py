@@ -38,7 +38,15 @@ def add_budget_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def add_mode_args(parser: argparse.ArgumentParser) -> None:
+    """``--mode auto|batch|interactive``, with ``--batch`` / ``--interactive`` as shorthands.
+
+    auto: batch at or above ``forceBatchWhenQueueOver`` items, interactive below it.
+    """
     group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--mode", choices=("auto", "batch", "interactive"), dest="mode",
+        help="auto (default): batch at or above forceBatchWhenQueueOver items, interactive below",
+    )  # fmt: skip
     group.add_argument(
         "--batch", dest="mode", action="store_const", const="batch",
         help="send through the batch API even below forceBatchWhenQueueOver",
