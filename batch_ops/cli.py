@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from types import ModuleType
 
 from batch_ops.commands import (
+    alert,
+    commit_state,
     config_cmd,
     cycle,
     demo,
     duplicates,
     enqueue,
+    merge_state,
     reconcile,
     report,
     resume,
@@ -20,16 +22,31 @@ from batch_ops.commands import (
     sandbox_cmd,
     status,
     submit,
+    summary,
     triage,
 )
 from batch_ops.commands._common import warn
 from batch_ops.errors import BatchOpsError, ConfigError
 
-COMMANDS: tuple[ModuleType, ...] = (
-    triage, enqueue, submit, reconcile, status, cycle, resume, retry, config_cmd, sandbox_cmd, demo
-)  # fmt: skip
-COMMANDS += (report,)
-COMMANDS += (duplicates,)
+COMMANDS = (
+    triage,
+    enqueue,
+    submit,
+    reconcile,
+    status,
+    cycle,
+    resume,
+    retry,
+    config_cmd,
+    sandbox_cmd,
+    demo,
+    summary,
+    alert,
+    commit_state,
+    merge_state,
+    report,
+    duplicates,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
