@@ -7,7 +7,6 @@ import re
 
 from batch_ops.commands._common import add_json_arg, add_mode_args, add_repo_arg, emit_json, load, make_engine
 from batch_ops.engine import RunSummary
-from batch_ops.errors import PolicyRefusal
 from batch_ops.phases import all_phases
 
 
@@ -19,12 +18,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--phase",
         action="append",
         help="phase to enqueue (repeatable, or comma/space separated; empty or absent: every eligible phase)",
-    )
-    p.add_argument(
-        "--mode",
-        choices=("batch", "interactive"),
-        default="batch",
-        help="batch (default); interactive is refused until this version can run requests interactively",
     )
     add_mode_args(p)
     p.set_defaults(func=run)
@@ -40,8 +33,6 @@ def phases_to_run(requested: list[str] | None, eligible: list[str]) -> list[str]
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "mode", "batch") == "interactive":
-        raise PolicyRefusal("--mode interactive is not implemented in this version; use --mode batch")
     layout, config = load(args)
     engine = make_engine(args, layout, config)
     summary = RunSummary()
