@@ -116,8 +116,7 @@ def summarize(
     known = {j.id: j for j in jobs}
     for row in by_job:
         job = known.get(row["job_id"])
-        cache = getattr(job, "cache", None) if job is not None else None
-        row["caching"] = cache.model_dump() if isinstance(cache, BaseModel) else None
+        row["caching"] = job.cache.model_dump() if job is not None and job.cache is not None else None
     return CostSummary(
         totals=total.row(),
         by_day=_grouped(priced, lambda x: (x.timestamp[:10],), ("day",)),

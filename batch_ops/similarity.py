@@ -28,8 +28,9 @@ import heapq
 import itertools
 import math
 import re
+from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import mul
 
@@ -57,7 +58,7 @@ STOP_WORDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     a: str  # the smaller id of the pair
     b: str
@@ -70,7 +71,7 @@ class Params:
     per_ticket: int = 5
     min_score: float = 0.0
     signature_terms: int = 6
-    vector_terms: int = 32
+    vector_terms: int = 24
     pool: int = 30
     max_postings: int = 0  # 0: chosen from the corpus size (see ``_postings_cap``)
 
@@ -113,10 +114,14 @@ def ticket_text(ticket: Ticket) -> str:
 class _Index:
     ids: list[str]
     vocab: list[str] = field(default_factory=list)
-    vectors: list[dict[int, float]] = field(default_factory=list)
+    vectors: list[dict[int, int]] = field(default_factory=list)  # weights scaled to 1.._SCALE
     signatures: list[list[int]] = field(default_factory=list)
     pair_postings: dict[int, list[int]] = field(default_factory=dict)
     term_postings: dict[int, list[int]] = field(default_factory=dict)
+
+
+_SCALE = 255
+_SCALE2 = float(_SCALE * _SCALE)
 
 
 def _postings_cap(n: int) -> int:
@@ -128,28 +133,29 @@ def _pair_keys(sig: list[int], width: int) -> list[int]:
     return [a * width + b if a < b else b * width + a for a, b in itertools.combinations(sig, 2)]
 
 
-def _build(docs: Sequence[tuple[str, str]], params: Params) -> _Index:
-    index = _Index(ids=[d[0] for d in docs])
+def _build(docs: Iterable[tuple[str, str]], params: Params) -> _Index:
+    """Two passes that hold no text: term ids per ticket (compact arrays) and document frequencies
+    first, then each ticket's truncated vector. Weights are kept as integers 0..255 (CPython shares
+    those objects), since only the ranking of dot products matters."""
+    index = _Index(ids=[])
     term_id: dict[str, int] = {}
-    counts: list[Counter[int]] = []
+    sequences: list[array[int] | None] = []
     df: Counter[int] = Counter()
-    for _, text in docs:
-        tf: Counter[int] = Counter()
-        for tok in tokens(text):
-            tid = term_id.get(tok)
-            if tid is None:
-                tid = term_id[tok] = len(index.vocab)
-                index.vocab.append(tok)
-            tf[tid] += 1
-        counts.append(tf)
-        df.update(tf.keys())
-    n = len(docs)
+    for doc_id, text in docs:
+        index.ids.append(doc_id)
+        seq = array("I", [term_id.setdefault(tok, len(term_id)) for tok in tokens(text)])
+        sequences.append(seq)
+        df.update(set(seq))
+    index.vocab = list(term_id)
+    n = len(index.ids)
     idf = {t: math.log((n + 1) / (c + 1)) + 1.0 for t, c in df.items()}
-    for tf in counts:
+    for i in range(n):
+        held, sequences[i] = sequences[i], None  # freed as we go: the vectors replace them
+        tf = Counter(held or ())
         weights = {t: c * idf[t] for t, c in tf.items()}
-        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
         top = heapq.nlargest(params.vector_terms, weights.items(), key=_weight)
-        index.vectors.append({t: w / norm for t, w in top})
+        norm = math.sqrt(sum(w * w for _, w in top)) or 1.0
+        index.vectors.append({t: max(1, round(_SCALE * w / norm)) for t, w in top})
         index.signatures.append([t for t, _ in top if df[t] > 1][: params.signature_terms])
     width = len(index.vocab) + 1
     for doc, sig in enumerate(index.signatures):
@@ -182,15 +188,17 @@ def _hits(index: _Index, doc: int, cap: int, pool: int) -> Counter[int]:
     return hits
 
 
-def candidate_pairs(docs: Sequence[tuple[str, str]], params: Params | None = None) -> list[Candidate]:
-    """Candidate duplicate pairs among ``docs`` (id, text), best first; each pair once."""
+def candidate_pairs(docs: Iterable[tuple[str, str]], params: Params | None = None) -> list[Candidate]:
+    """Candidate duplicate pairs among ``docs`` (id, text), best first; each pair once. ``docs`` is read once."""
     params = params or Params()
-    if len(docs) < 2 or params.per_ticket < 1:
+    if params.per_ticket < 1:
         return []
     index = _build(docs, params)
-    cap = params.max_postings or _postings_cap(len(docs))
+    if len(index.ids) < 2:
+        return []
+    cap = params.max_postings or _postings_cap(len(index.ids))
     best: dict[tuple[int, int], float] = {}
-    for doc in range(len(docs)):
+    for doc in range(len(index.ids)):
         hits = _hits(index, doc, cap, params.pool)
         if not hits:
             continue
@@ -202,7 +210,7 @@ def candidate_pairs(docs: Sequence[tuple[str, str]], params: Params | None = Non
             ovec = index.vectors[other]
             shared = keys & ovec.keys()
             # map/mul keep the dot product in C; set iteration order is stable between the two maps.
-            score = sum(map(mul, map(mine, shared), map(ovec.__getitem__, shared)))
+            score = sum(map(mul, map(mine, shared), map(ovec.__getitem__, shared))) / _SCALE2
             if score > params.min_score:
                 scored.append((score, other))
         for score, other in heapq.nlargest(params.per_ticket, scored):
@@ -221,7 +229,8 @@ def candidate_pairs(docs: Sequence[tuple[str, str]], params: Params | None = Non
 
 
 def ticket_candidates(tickets: Sequence[Ticket], params: Params | None = None) -> list[Candidate]:
-    return candidate_pairs([(t.id, ticket_text(t)) for t in tickets], params)
+    # A generator: each ticket's text exists only while it is tokenised.
+    return candidate_pairs(((t.id, ticket_text(t)) for t in tickets), params)
 
 
 def recall(found: Sequence[Candidate], planted: Sequence[tuple[str, str]]) -> float:

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             f"tickets {r['tickets']}, planted pairs {r['planted_pairs']}, <= {r['candidates_per_ticket']} "
             f"candidates per ticket ({r['candidate_pairs']} pairs, {r['pairs_per_ticket']} per ticket): "
             f"recall {r['recall']:.3f} ({r['found']}/{r['planted_pairs']}); candidates {r['candidate_seconds']} s "
-            f"(scan {r['scan_seconds']} s, max RSS {r['max_rss_mb']} MB)"
+            f"({r['candidate_cpu_seconds']} s CPU; scan {r['scan_seconds']} s; max RSS {r['max_rss_mb']} MB)"
         )
     return 0
 
