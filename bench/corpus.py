@@ -178,6 +178,17 @@ def add_job(
         job.round_submitted = True
         job.transition("submitted")
         job.attempts = 1
+    if batch_id is not None:
+        # The engine keeps each batch's custom_ids beside the job; its own method names the file.
+        from batch_ops.config import load_config
+        from batch_ops.engine import Engine
+        from batch_ops.payload import iter_payload_meta
+
+        engine = Engine(layout, load_config(repo), {})
+        ids_path = engine._ref_file(job, job.batches[0], "ids")
+        ids_path.parent.mkdir(parents=True, exist_ok=True)
+        payload = layout.root / job.payload_path
+        ids_path.write_text("".join(m.custom_id + "\n" for m in iter_payload_meta(payload)), encoding="utf-8")
     with QueueStore(layout).locked() as queue:
         queue.add(job)
         queue.save()

@@ -1,16 +1,16 @@
 """Figure 4: duplicate candidates, zero tokens, on backlogs with planted duplicate pairs.
 
-Measured: the duplicate-detection phase's candidate generator over every pending ticket, in a
-fresh process, at 10,000 and 100,000 tickets; recall is the share of planted pairs found among
-the candidates, compared with the recall on the small reference set (500 tickets, 10 pairs).
-
-The generator is being written on branch ``phases``; until it is on main this figure prints a
-"not available yet" line.
+Measured: the duplicate-detection phase's candidate generator (``similarity.ticket_candidates``)
+over every pending ticket, in a fresh process, at 10,000 and 100,000 tickets (the backlog scan
+before it is not timed: it is figure 3; its time is in the notes); recall is the share of planted
+pairs found among the candidates, compared with the recall on the small reference set (500
+tickets, 10 pairs). Peak RSS is the whole process, scan included.
 """
 
 from __future__ import annotations
 
 import importlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,32 +18,36 @@ from bench import corpus
 from bench.context import Context
 from bench.harness import Row, rate, run_child
 
-# Where the candidate generator may live once it lands, tried in order.
-CANDIDATE_MODULES = ("batch_ops.phases.duplicates", "batch_ops.duplicates", "batch_ops.phases.duplicate_detection")
-
 
 def find_generator() -> Any | None:
-    for name in CANDIDATE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        func = getattr(module, "candidate_pairs", None) or getattr(module, "candidates", None)
-        if callable(func):
-            return func
-    return None
+    """The zero-token candidate generator (``batch_ops.similarity.ticket_candidates``), if present."""
+    try:
+        module = importlib.import_module("batch_ops.similarity")
+    except ImportError:
+        return None
+    func = getattr(module, "ticket_candidates", None)
+    return func if callable(func) else None
 
 
 def candidates(repo: str, pairs: list[list[str]]) -> dict[str, Any]:
+    """Scan (untimed), then time the candidate step over every pending ticket."""
     from batch_ops.backlog import scan_backlog
+    from batch_ops.similarity import recall, ticket_candidates
 
-    func = find_generator()
-    assert func is not None
+    started = time.perf_counter()
     scan = scan_backlog(Path(repo))
-    found = {tuple(sorted(p)) for p in func(scan.pending)}
-    planted = {tuple(sorted(p)) for p in pairs}
-    hit = len(found & planted)
-    return {"tickets": len(scan.pending), "candidates": len(found), "recall": hit / len(planted) if planted else 1.0}
+    scanned = time.perf_counter() - started
+    started = time.perf_counter()
+    found = ticket_candidates(scan.pending)
+    spent = time.perf_counter() - started
+    planted = [(a, b) for a, b in pairs]
+    return {
+        "wall_s": spent,
+        "scan_s": scanned,
+        "tickets": len(scan.pending),
+        "candidates": len(found),
+        "recall": recall(found, planted),
+    }
 
 
 def run(ctx: Context) -> list[Row]:
@@ -67,11 +71,7 @@ def run(ctx: Context) -> list[Row]:
     for figure, root, bar_s in (("4a", ctx.mid_backlog(), 10.0), ("4b", ctx.big_backlog(), 120.0)):
         m = run_child("bench.fig_duplicates:candidates", {"repo": str(root), "pairs": corpus.planted_pairs(root)})
         recall = float(m.info["recall"])
-        ok = (
-            m.wall_s <= bar_s * max(1.0, ctx.scale)
-            and recall >= ref_recall
-            and (figure != "4b" or m.peak_rss_mb <= 2048)
-        )
+        ok = m.wall_s <= bar_s and recall >= ref_recall and (figure != "4b" or m.peak_rss_mb <= 2048)
         rows.append(
             Row(
                 figure=figure,
@@ -84,7 +84,7 @@ def run(ctx: Context) -> list[Row]:
                 ok=ok,
                 notes=[
                     f"fig {figure}: {m.info['candidates']:,} candidates, recall {recall:.3f} "
-                    f"(reference set {ref_recall:.3f})"
+                    f"(reference set {ref_recall:.3f}); the scan before it {m.info['scan_s']:.1f}s"
                 ],
             )
         )

@@ -1,4 +1,4 @@
-"""The engine's fast per-line paths agree with the models they stand in for."""
+"""The fast per-line readers (payload lines, result lines) agree with full parses and the SDK's types."""
 
 from __future__ import annotations
 
@@ -7,44 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from batch_ops.engine import Engine
-from batch_ops.ledger import TokenCounts, Usage
+from batch_ops.ledger import TokenCounts
 from batch_ops.payload import split_line
-from batch_ops.phases.base import ItemMeta, SettledResult
-from batch_ops.phases.validation import ValidationPhase
 from batch_ops.providers.anthropic import parse_result_line
-from batch_ops.providers.base import ProviderResult, ResultLine
-from batch_ops.queue import BatchRef
 
 VERDICT = json.dumps({"valid": True, "summary": "ok ✓", "findings": []}, ensure_ascii=False)
-
-
-@pytest.mark.parametrize(
-    ("result", "verdict"),
-    [
-        (ProviderResult(custom_id="btv-A-1", outcome="succeeded", text=VERDICT, model="m",
-                        usage=Usage(input_tokens=10, output_tokens=3, cache_creation_input_tokens=2,
-                                    cache_read_input_tokens=1, cache_creation_1h_input_tokens=1)), "succeeded"),
-        (ProviderResult(custom_id="btv-A-2", outcome="succeeded", text="not json"), "succeeded"),
-        (ProviderResult(custom_id="btv-A-3", outcome="errored", error_type="invalid_request_error",
-                        error_message='bad "quote"'), "failed"),
-        (ProviderResult(custom_id="btv-A-4", outcome="expired"), "failed"),
-    ],
-)  # fmt: skip
-def test_settled_line_is_a_settled_result(result: ProviderResult, verdict: str) -> None:
-    meta = ItemMeta(ticket_id="A-1", ticket_path="backlog/data/pending/A-1 é.md", content_hash="ab")
-    ref = BatchRef(id="msgbatch_1", round=2, request_count=1, intent_at="2026-01-01T00:00:00Z")
-    line_result = ResultLine.of(result)
-    status, error, line = Engine._settled_line(ValidationPhase(), ref, meta.model_dump_json(), line_result, verdict)
-    parsed = SettledResult.model_validate_json(line)
-    assert line.endswith("\n") and "\n" not in line[:-1]
-    assert parsed.status == status and parsed.error == error
-    assert parsed.meta == meta and parsed.usage == result.usage and parsed.batch_id == "msgbatch_1"
-    assert parsed.attempts == 2 and parsed.model == result.model
-    if status == "succeeded":
-        assert parsed.output == {"valid": True, "summary": "ok ✓", "findings": []}
-    else:
-        assert parsed.output is None and error
 
 
 def test_split_line_cuts_what_a_full_parse_gives() -> None:

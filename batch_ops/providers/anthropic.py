@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any, BinaryIO
+from typing import Any
 
 import anthropic
 import httpx2
@@ -19,9 +19,20 @@ from anthropic.types.messages import MessageBatch, MessageBatchIndividualRespons
 
 from batch_ops.errors import BatchOpsError
 from batch_ops.ledger import TokenCounts, Usage
-from batch_ops.providers.base import BatchInfo, ProviderCallError, ProviderRequest, ProviderResult, ResultLine
+from batch_ops.providers.base import (
+    BatchInfo,
+    BytesSink,
+    ProviderCallError,
+    ProviderRequest,
+    ProviderResult,
+    ResultLine,
+    compact_json_bytes,
+)
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
+# The SDK sends {"requests":[r1,r2,...]} encoded compact and without ASCII escapes (its
+# ``openapi_dumps``); sizes are measured the same way so the 256 MB limit holds on the bytes sent.
+_ENVELOPE = len('{"requests":[]}')
 
 
 class MissingApiKey(BatchOpsError):
@@ -264,6 +275,12 @@ class AnthropicProvider:
             timeout=timeout or float(os.environ.get("BATCH_OPS_HTTP_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)),
         )
 
+    def request_bytes(self, request: ProviderRequest) -> int:
+        return compact_json_bytes({"custom_id": request.custom_id, "params": request.params}) + 1
+
+    def envelope_bytes(self) -> int:
+        return _ENVELOPE
+
     def create_batch(self, requests: Sequence[ProviderRequest]) -> BatchInfo:
         body: Any = [{"custom_id": r.custom_id, "params": r.params} for r in requests]
         try:
@@ -317,7 +334,7 @@ class AnthropicProvider:
         except anthropic.AnthropicError as exc:
             raise translate(exc, "create batch") from None
 
-    def download_results(self, batch_id: str, out: BinaryIO, *, results_url: str | None = None) -> int:
+    def download_results(self, batch_id: str, out: BytesSink, *, results_url: str | None = None) -> int:
         lines = 0
         last = b"\n"
         try:

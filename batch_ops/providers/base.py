@@ -7,9 +7,10 @@ raising ``ProviderCallError``; nothing else changes. Records here are provider-n
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -98,8 +99,25 @@ class ProviderCallError(Exception):
         self.timeout = timeout
 
 
+def compact_json_bytes(value: Any) -> int:
+    """UTF-8 size of ``value`` as compact JSON without ASCII escapes: how JSON SDKs put it on the wire."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+class BytesSink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
 class Provider(Protocol):
     name: str
+
+    def request_bytes(self, request: ProviderRequest) -> int:
+        """Bytes this request adds to a create-batch body, its separator included."""
+        ...
+
+    def envelope_bytes(self) -> int:
+        """Bytes of a create-batch body around its requests."""
+        ...
 
     def create_batch(self, requests: Sequence[ProviderRequest]) -> BatchInfo: ...
 
@@ -126,7 +144,7 @@ class Provider(Protocol):
         """
         ...
 
-    def download_results(self, batch_id: str, out: BinaryIO, *, results_url: str | None = None) -> int:
+    def download_results(self, batch_id: str, out: BytesSink, *, results_url: str | None = None) -> int:
         """Write an ended batch's results, as the provider's own JSONL, to ``out``; returns the line count.
 
         With ``results_url`` (from the retrieve that saw the batch end) no other call is made.
