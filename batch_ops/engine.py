@@ -759,6 +759,23 @@ class Engine:
             raise _PayloadProblem(f"{job.payload_path} no longer holds {', '.join(missing[:5])}")
         return [found[c] for c in ids]
 
+    def _request_bodies(self, job: JobRecord, ids: list[str]) -> list[bytes]:
+        """Each request of the batch as the compact UTF-8 JSON sent (checked line by line as before).
+
+        Serialised as soon as it is read: a chunk costs its own bytes (up to 256 MB), not the
+        several times more that parsed params as Python objects took.
+        """
+        wanted = set(ids)
+        found = {
+            cid: _compact({"custom_id": cid, "params": data["params"]}).encode("utf-8")
+            for cid, data in self._payload_lines(job)
+            if cid in wanted
+        }
+        missing = [c for c in ids if c not in found]
+        if missing:
+            raise _PayloadProblem(f"{job.payload_path} no longer holds {', '.join(missing[:5])}")
+        return [found[c] for c in ids]
+
     def _metas_for(self, job: JobRecord, ids: Iterable[str]) -> dict[str, str]:
         """custom_id -> meta JSON, read from the payload's bytes without decoding the prompts.
 
@@ -781,7 +798,7 @@ class Engine:
     # -- create ---------------------------------------------------------------------------------
 
     def _create_batch(self, queue: Queue, job: JobRecord, ref: BatchRef, summary: RunSummary) -> None:
-        requests = self._requests_for(job, self._ref_ids(job, ref))
+        requests = self._request_bodies(job, self._ref_ids(job, ref))
 
         def attempt() -> tuple[BatchInfo, bool]:
             # Before every create, a create that may have worked is looked for first.
@@ -797,7 +814,7 @@ class Engine:
             queue.save()  # durable intent: from here on a batch may exist that the queue does not name
             crashpoint("submit.intent-saved")
             try:
-                info = self.provider.create_batch(requests)
+                info = self.provider.create_batch_json(requests)
             except ProviderCallError as exc:
                 ref.doubt = _doubt_after(exc)
                 ref.last_failure_at = time.time()
@@ -1312,6 +1329,10 @@ class Engine:
             return list(self._payload_lines(job))
         except _PayloadProblem as exc:
             raise PolicyRefusal(f"{job.id}: {exc}; fix it first") from None
+
+
+# The same bytes as providers.base.compact_json_bytes measures when the chunks are planned.
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class _CrashOnFirstWrite:
