@@ -30,7 +30,7 @@ from bench import corpus
 from bench.context import Context
 from bench.harness import Row, run_child
 
-PROCESSING_S = 6.0
+PROCESSING_S = 4.0
 
 
 def _calls(url: str) -> dict[str, int]:
