@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/batch-ops demo
 
 test: $(STAMP)
-	$(BIN)/ruff check batch_ops tests bench
+	$(BIN)/ruff check batch_ops tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/pytest
 
