@@ -236,8 +236,12 @@ REAL_CONFIG: dict[str, Any] = {
 
 CONFIG_LEAVES = [
     "", ".", "..", "../outside", "/abs", "backlog/../..", "a\x00b", ".backlog-ops", "-1", "ok",
-    "ticket-creation", "implementation", "nope",
+    "ticket-creation", "implementation", "nope", float("inf"), float("-inf"), float("nan"), 1e308, -0.0, 2**64,
+    ".git/hooks", ".backlog-ops/x",
 ]  # fmt: skip
+
+
+ODD_NUMBERS = [float("inf"), float("-inf"), float("nan"), -1, 0, 1e308, 2**64, -(2**63), 0.5, "1", True, None]
 
 
 def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -251,6 +255,12 @@ def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
+def _get(doc: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        doc = doc[key]
+    return doc
+
+
 def _set(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
     if not path:
         return value
@@ -262,8 +272,14 @@ def _set(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
 def config_bytes(draw: st.DrawFn) -> bytes:
     doc = json.loads(json.dumps(REAL_CONFIG))
     for _ in range(draw(st.integers(0, 4))):
-        where = draw(st.sampled_from(_paths(doc)))
-        value = draw(st.one_of(json_values, st.sampled_from(CONFIG_LEAVES)))
+        paths = _paths(doc)
+        leaves = [p for p in paths if not isinstance(_get(doc, p), dict | list)]
+        where = draw(st.sampled_from(leaves if leaves and draw(st.booleans()) else paths))
+        current = _get(doc, where)
+        if isinstance(current, int | float) and not isinstance(current, bool) and draw(st.booleans()):
+            value: Any = draw(st.sampled_from(ODD_NUMBERS))
+        else:
+            value = draw(st.one_of(st.sampled_from(CONFIG_LEAVES), json_values))
         doc = _set(doc, where, value)
     try:
         text = json.dumps(doc, allow_nan=True, ensure_ascii=draw(st.booleans()))

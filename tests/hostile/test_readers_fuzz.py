@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from batch_ops.backlog import Ticket, parse_ticket, scan_backlog
 from batch_ops.checks import validate_ticket
@@ -98,6 +99,9 @@ def test_config_reader_returns_a_config_or_one_problem_per_key_path(raw: bytes) 
                 assert where and reason, problem
             return
         assert isinstance(config, Config)
+        _assert_finite(config)
+        assert "\x00" not in config.backlog.data_dir
+        assert not config.backlog.data_dir.startswith((".git", ".backlog-ops"))
         for alias in DEFAULT_MODELS:
             price = config.price(alias)
             assert math.isfinite(price.input_usd_per_mtok) and math.isfinite(price.output_usd_per_mtok)
@@ -105,6 +109,21 @@ def test_config_reader_returns_a_config_or_one_problem_per_key_path(raw: bytes) 
         assert root.resolve() in layout.backlog_dir.resolve().parents or layout.backlog_dir.resolve() == root
         scan_backlog(root, config.backlog.data_dir)
         assert main(["triage", "--repo", str(root)]) == 0
+
+
+def _assert_finite(value: object) -> None:
+    """Every number batch-ops reads is finite (unknown keys belong to the toolkit and are left alone)."""
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _assert_finite(getattr(value, name))
+    elif isinstance(value, float):
+        assert math.isfinite(value), value
+    elif isinstance(value, dict):
+        for v in value.values():
+            _assert_finite(v)
+    elif isinstance(value, list):
+        for v in value:
+            _assert_finite(v)
 
 
 def _nonblank(text: str) -> int:
