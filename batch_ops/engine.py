@@ -617,7 +617,8 @@ class Engine:
         for ref in job.batches:
             path = self._batch_file(job, ref, "settled.jsonl")
             if path.exists():
-                lines.extend(path.read_text(encoding="utf-8").splitlines(keepends=True))
+                # "\n" only: splitlines() would also cut at a U+2028 inside a model's answer.
+                lines.extend(line + "\n" for line in path.read_text(encoding="utf-8").split("\n") if line)
         result_path = self.layout.results_dir / f"{safe_file_name(job.id)}.jsonl"
         atomic_write_text(result_path, "".join(lines))
         job.result_path = self.layout.rel(result_path)
