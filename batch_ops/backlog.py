@@ -296,7 +296,8 @@ def scan_backlog(root: Path, data_dir: str = "backlog/data") -> BacklogScan:
     for state_dir, path in iter_ticket_files(root / data_dir):
         rel = path.relative_to(root).as_posix()
         try:
-            if path.is_symlink() and root_real not in path.resolve().parents:
+            # Checked for every file, not only symlinks: the pending/ folder itself may be a link out.
+            if root_real not in path.resolve().parents:
                 raise TicketError(rel, "symlink pointing outside the repository refused")
             raw = path.read_bytes()
         except OSError as exc:

@@ -140,7 +140,7 @@ class Engine:
         self.max_batch_requests = max_batch_requests
         self.max_batch_bytes = max_batch_bytes
         self.warn = warn
-        self.store = QueueStore(layout)
+        self.store = QueueStore(layout, warn)
         self._scan: BacklogScan | None = None
 
     # -- shared -------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ class Engine:
     def _new_job(self, queue: Queue, phase: Phase, alias: str, items: list[PlannedItem]) -> JobRecord:
         now = utcnow()
         job_id = queue.next_job_id(now)
-        payload = self.layout.payloads_dir / f"{job_id}.jsonl"
+        payload = self.layout.own_path(self.layout.payloads_dir / f"{safe_file_name(job_id)}.jsonl")
         text = "".join(
             json.dumps(
                 {
@@ -292,7 +292,7 @@ class Engine:
         return payload, set(ids_path.read_text(encoding="utf-8").split())
 
     def _job_dir(self, job: JobRecord) -> Path:
-        return self.layout.results_dir / safe_file_name(job.id)
+        return self.layout.own_path(self.layout.results_dir / safe_file_name(job.id))
 
     def _chunks(self, job: JobRecord, rnd: int) -> Iterator[_Chunk]:
         """Split a round's requests under the request-count and byte limits, in payload order."""
@@ -619,7 +619,7 @@ class Engine:
             if path.exists():
                 # "\n" only: splitlines() would also cut at a U+2028 inside a model's answer.
                 lines.extend(line + "\n" for line in path.read_text(encoding="utf-8").split("\n") if line)
-        result_path = self.layout.results_dir / f"{safe_file_name(job.id)}.jsonl"
+        result_path = self.layout.own_path(self.layout.results_dir / f"{safe_file_name(job.id)}.jsonl")
         atomic_write_text(result_path, "".join(lines))
         job.result_path = self.layout.rel(result_path)
         queue.save()

@@ -13,7 +13,7 @@ import datetime as dt
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -256,11 +256,13 @@ class Queue:
 class QueueStore:
     """The one way to change the queue: ``with store.locked() as queue: ...; queue.save()``."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, warn: Callable[[str], None] | None = None) -> None:
         self.layout = layout
+        self.warn = warn
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[Queue]:
+        self.layout.check_own_files()
         self.layout.ops_dir.mkdir(parents=True, exist_ok=True)
         with open(self.layout.lock_file, "a+") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
@@ -270,6 +272,10 @@ class QueueStore:
                 if bad:
                     self._quarantine(bad)
                     queue.save()
+                    if self.warn is not None:
+                        where = self.layout.rel_or_abs(self.layout.queue_quarantine)
+                        for b in bad:
+                            self.warn(f"batch-queue.jsonl line {b.line_number}: {b.reason}; moved to {where}")
                 yield queue
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)

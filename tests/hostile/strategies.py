@@ -141,7 +141,7 @@ front_values = st.one_of(
 @st.composite
 def front_matter(draw: st.DrawFn) -> str:
     if draw(st.integers(0, 3)) == 0:
-        return draw(st.sampled_from(NASTY_YAML + [LAUGHS])) + "\n"
+        return draw(st.sampled_from([*NASTY_YAML, LAUGHS])) + "\n"
     keys = draw(st.lists(st.one_of(st.sampled_from(FRONT_KEYS), short_text), max_size=10, unique=True))
     data = {k: draw(front_values) for k in keys}
     try:
@@ -350,7 +350,7 @@ def job_record(job_id: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-JOB_FIELDS = list(job_record("x")) + ["batches"]
+JOB_FIELDS = [*list(job_record("x")), "batches"]
 
 
 @st.composite
