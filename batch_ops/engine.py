@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from batch_ops.backlog import BacklogScan, scan_backlog
 from batch_ops.config import Config
-from batch_ops.errors import PolicyRefusal, StateError
+from batch_ops.errors import BatchOpsError, PolicyRefusal, StateError
 from batch_ops.ledger import LedgerLine, append_lines, keys_for_batch, price_usage
 from batch_ops.paths import Layout, safe_file_name
 from batch_ops.phases.base import ItemMeta, OutputError, Phase, PhaseContext, PlannedItem, SettledResult
@@ -40,7 +40,7 @@ from batch_ops.policy import (
     call_with_retry,
     settle_outcome,
 )
-from batch_ops.providers.base import BatchInfo, Provider, ProviderRequest, ProviderResult
+from batch_ops.providers.base import MALFORMED, BatchInfo, Provider, ProviderRequest, ProviderResult
 from batch_ops.queue import BatchRef, JobRecord, Queue, QueueStore, atomic_write_text, iso, utcnow
 from batch_ops.triage import triage
 
@@ -104,12 +104,34 @@ def clear_pause(layout: Layout) -> bool:
 
 
 def _payload_items(path: Path) -> Iterator[tuple[str, str]]:
-    """(custom_id, raw line) for each request of a payload file, streamed."""
-    with open(path, encoding="utf-8") as fh:
-        for raw in fh:
-            if raw.strip():
-                data = json.loads(raw)
-                yield str(data["custom_id"]), raw.rstrip("\n")
+    """(custom_id, raw line) for each request of a payload file, streamed.
+
+    A payload is batch-ops' own file, but it is committed and can be edited or damaged by hand:
+    anything unusable is a StateError naming the file and the line.
+    """
+    number = 0
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for number, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    data = json.loads(raw)
+                except (ValueError, RecursionError):
+                    raise StateError(f"{path.name}: line {number}: not JSON") from None
+                if (
+                    not isinstance(data, dict)
+                    or not isinstance(data.get("custom_id"), str)
+                    or not isinstance(data.get("params"), dict)
+                ):
+                    raise StateError(f"{path.name}: line {number}: needs a custom_id string and a params object")
+                yield data["custom_id"], raw.rstrip("\n")
+    except FileNotFoundError:
+        raise StateError(f"payload {path.name} is missing") from None
+    except UnicodeDecodeError:
+        raise StateError(f"{path.name}: line {number + 1}: not UTF-8") from None
+    except OSError as exc:
+        raise StateError(f"payload {path.name} cannot be read: {exc.strerror or type(exc).__name__}") from None
 
 
 def _request_json(raw_line: str) -> str:
@@ -276,6 +298,16 @@ class Engine:
                 continue
             try:
                 self._submit_job(queue, job, summary)
+            except StateError as exc:
+                # The payload cannot be sent as it is: fail this job, keep going with the others.
+                if job.status != "failed":
+                    job.transition(
+                        "failed", error=f"payload unusable: {exc}. Fix it, then run `batch-ops retry {job.id}`"
+                    )
+                queue.save()
+                summary.failed_jobs.append(job.id)
+                self.warn(f"{job.id}: payload unusable: {exc}")
+                continue
             except DeadlineReached as exc:
                 job.next_attempt_at = iso(utcnow())
                 job.error = str(exc)
@@ -289,7 +321,11 @@ class Engine:
         if rnd == 1:
             return payload, None
         ids_path = self._job_dir(job) / f"round-{rnd}.ids"
-        return payload, set(ids_path.read_text(encoding="utf-8").split())
+        try:
+            return payload, set(ids_path.read_text(encoding="utf-8", errors="replace").split())
+        except FileNotFoundError:
+            where = self.layout.rel_or_abs(ids_path)
+            raise StateError(f"round {rnd} of {job.id} has no list of requests ({where})") from None
 
     def _job_dir(self, job: JobRecord) -> Path:
         return self.layout.own_path(self.layout.results_dir / safe_file_name(job.id))
@@ -408,6 +444,11 @@ class Engine:
                     continue
                 try:
                     self._reconcile_job(queue, job, summary)
+                except StateError as exc:
+                    # Left as it is for an operator to fix; the other jobs go on.
+                    self.warn(f"{job.id}: cannot reconcile: {exc}")
+                    summary.notes.append(f"{job.id}: cannot reconcile: {exc}")
+                    continue
                 except (OutageError, AuthStop) as exc:
                     write_pause(
                         self.layout, "outage" if isinstance(exc, OutageError) else "auth-billing", str(exc)
@@ -470,7 +511,11 @@ class Engine:
                 out: dict[str, ItemMeta] = {}
                 for raw in chunk.lines:
                     data = json.loads(raw)
-                    out[str(data["custom_id"])] = ItemMeta.model_validate(data.get("meta") or {})
+                    try:
+                        out[str(data["custom_id"])] = ItemMeta.model_validate(data.get("meta") or {})
+                    except ValueError:
+                        cid = data["custom_id"]
+                        raise StateError(f"{job.payload_path}: meta of {cid!r} is not an object") from None
                 return out
         return {}
 
@@ -508,15 +553,38 @@ class Engine:
         ledger: list[LedgerLine] = []
         counts: dict[str, int] = {}
         stamp = iso(utcnow())
-        with open(self._batch_file(job, ref, "results.jsonl"), encoding="utf-8") as fh:
-            for raw in fh:
-                result = ProviderResult.model_validate_json(raw)
+        rejected: dict[str, int] = {}
+
+        def reject(kind: str, message: str) -> None:
+            rejected[kind] = rejected.get(kind, 0) + 1
+            self.warn(f"{job.id}/{ref.id}: {message}")
+
+        owners: dict[str, str] | None = None
+        with open(self._batch_file(job, ref, "results.jsonl"), encoding="utf-8", errors="replace") as fh:
+            for number, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    result = ProviderResult.model_validate_json(raw)
+                except ValueError:
+                    reject("unreadable", f"results line {number} is unreadable; ignored")
+                    continue
                 cid = result.custom_id
+                if result.error_type == MALFORMED:
+                    reject("malformed", f"{result.error_message or 'malformed result line'}; not applied")
+                    if cid not in expected or cid in seen:
+                        continue
                 if cid not in expected:
-                    self.warn(f"{job.id}/{ref.id}: result for unknown custom_id {cid!r} ignored")
+                    if owners is None:
+                        owners = self._custom_id_owners(queue, job, ref)
+                    owner = owners.get(cid)
+                    if owner is None:
+                        reject("unknown", f"result for unknown custom_id {cid!r} ignored")
+                    else:
+                        reject("foreign", f"result for {cid!r} belongs to {owner}; not applied")
                     continue
                 if cid in seen:
-                    self.warn(f"{job.id}/{ref.id}: duplicate result for {cid!r} ignored")
+                    reject("duplicate", f"duplicate result for {cid!r} ignored")
                     continue
                 seen.add(cid)
                 verdict = settle_outcome(result.outcome, result.error_type)
@@ -561,6 +629,9 @@ class Engine:
                 settled_lines.append(settled.model_dump_json() + "\n")
         if missing:
             self.warn(f"{job.id}/{ref.id}: {len(missing)} request(s) had no result line")
+        if rejected:
+            shown = ", ".join(f"{kind} {n}" for kind, n in sorted(rejected.items()))
+            summary.notes.append(f"{job.id}/{ref.id}: result lines rejected, not applied ({shown})")
         atomic_write_text(self._batch_file(job, ref, "settled.jsonl"), "".join(settled_lines))
         atomic_write_text(self._retry_file(job, ref), "".join(c + "\n" for c in retry_ids))
         # Crash window: lines may be in the ledger before the ref says so; skip what is there.
@@ -579,6 +650,21 @@ class Engine:
             summary.settled["retry"] = summary.settled.get("retry", 0) + len(retry_ids)
         job.touch()
         queue.save()
+
+    def _custom_id_owners(self, queue: Queue, job: JobRecord, ref: BatchRef) -> dict[str, str]:
+        """custom_id -> who else expects it: another batch of this job, or another job."""
+        owners: dict[str, str] = {}
+        for other in queue.jobs:
+            try:
+                path = self.layout.resolve_ops_path(other.payload_path)
+                for cid, _raw in _payload_items(path):
+                    if other.id == job.id:
+                        owners.setdefault(cid, f"another batch of job {job.id}")
+                    else:
+                        owners.setdefault(cid, f"job {other.id}")
+            except (OSError, ValueError, KeyError, BatchOpsError):
+                continue
+        return owners
 
     def _settled(
         self,

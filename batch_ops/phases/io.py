@@ -18,7 +18,7 @@ def iter_settled(path: Path) -> Iterator[SettledResult]:
     """Stream a job's results file; a line that does not parse is skipped (the engine wrote it)."""
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for raw in fh:
             if raw.strip():
                 try:
