@@ -684,6 +684,10 @@ class Engine:
             "model": result.model,
         }
         if verdict == "succeeded":
+            if result.stop_reason == "max_tokens":
+                return SettledResult(
+                    status="failed", error="answer cut off at max_tokens: not applied", **base
+                )
             try:
                 output = phase.parse_output(result.text or "")
             except OutputError as exc:

@@ -41,6 +41,12 @@ def warn(message: str) -> None:
     print(f"batch-ops: {neutralise_workflow_commands(message)}", file=sys.stderr)
 
 
+def say(message: str) -> None:
+    """A line for a person on stdout. On a runner stdout is a log too: text from tickets, models or
+    the provider inside ``message`` must not act as a workflow command."""
+    print(neutralise_workflow_commands(message))
+
+
 def emit_json(data: Any) -> None:
     if isinstance(data, BaseModel):
         data = data.model_dump(mode="json")
