@@ -314,7 +314,10 @@ def _mutate_record(draw: st.DrawFn, record: dict[str, Any], fields: list[str]) -
     for _ in range(draw(st.integers(0, 3))):
         choice = draw(st.integers(0, 3))
         key = draw(st.sampled_from(fields))
-        if choice == 0:
+        current = record.get(key)
+        if isinstance(current, int | float) and not isinstance(current, bool) and draw(st.booleans()):
+            record[key] = draw(st.sampled_from(ODD_NUMBERS))
+        elif choice == 0:
             record.pop(key, None)
         elif choice == 1:
             record[key] = draw(json_values)
@@ -322,11 +325,16 @@ def _mutate_record(draw: st.DrawFn, record: dict[str, Any], fields: list[str]) -
             record[key] = draw(st.sampled_from(PATH_VALUES))
         else:
             record[draw(short_text)] = draw(json_values)
+    separators = draw(st.sampled_from([(", ", ": "), (",", ":")]))  # the engine writes compact JSON
     try:
-        line = json.dumps(record, ensure_ascii=draw(st.booleans()), allow_nan=True)
+        line = json.dumps(record, ensure_ascii=draw(st.booleans()), allow_nan=True, separators=separators)
     except ValueError:
         line = "{}"
     mutation = draw(st.integers(0, 9))
+    if mutation == 1 and draw(st.booleans()):
+        # Deep nesting inside an otherwise real record, so substring pre-filters still match it.
+        line = line[:-1] + ',"x":' + deep_json(50_000) + "}"
+        mutation = -1
     if mutation == 0:
         line = line[: draw(st.integers(0, len(line)))]
     elif mutation == 1:
