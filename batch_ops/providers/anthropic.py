@@ -20,6 +20,7 @@ from anthropic.types.messages import MessageBatch, MessageBatchIndividualRespons
 from batch_ops.errors import BatchOpsError
 from batch_ops.ledger import Usage
 from batch_ops.providers.base import MALFORMED, BatchInfo, ProviderCallError, ProviderRequest, ProviderResult
+from batch_ops.secrets import redact
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 
@@ -55,7 +56,18 @@ def _error_message(body: object) -> str:
 
 
 def translate(exc: Exception, what: str) -> ProviderCallError:
-    """Turn an SDK exception into a ProviderCallError that is safe to print."""
+    """Turn an SDK exception into a ProviderCallError that is safe to print.
+
+    Built from the status, the error type and the body's short message only (never ``str(exc)``,
+    the request or its headers); the message is redacted because a server may quote the key back.
+    """
+    err = _translate(exc, what)
+    err.message = redact(err.message)
+    err.args = (err.message,)
+    return err
+
+
+def _translate(exc: Exception, what: str) -> ProviderCallError:
     if isinstance(exc, anthropic.APITimeoutError):
         return ProviderCallError(f"{what}: timed out", timeout=True, connection=True)
     if isinstance(exc, anthropic.APIConnectionError):

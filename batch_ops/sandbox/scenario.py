@@ -9,7 +9,11 @@ A scenario is JSON (every key optional)::
      "timeout_seconds": 3.0,
      "responses": [{"match": "substring", "text": "exact reply"}],
      "result_lines": {"drop": ["custom_id"], "append": ["raw JSONL line"]},
+     "echo_credentials": false,
      "min_cacheable": {"model-id-prefix": 1024}}
+
+``echo_credentials: true`` makes every scripted error message quote the request's credentials (as
+a careless proxy might), to test that a client never repeats what a server echoes.
 
 ``result_lines`` makes results streams wrong on purpose: requests named in ``drop`` get no result
 line, and every ``append`` string is sent as one extra line (verbatim: malformed JSON, a duplicate
@@ -55,7 +59,8 @@ _STATUS_ERROR_TYPES = {
     529: "overloaded_error",
 }
 _STATUS_RE = re.compile(r"^([1-5][0-9]{2})(?::([0-9]+(?:\.[0-9]+)?))?$")
-_KEYS = frozenset({"endpoints", "requests", "timeout_seconds", "responses", "min_cacheable", "result_lines"})
+_KEYS = frozenset({"endpoints", "requests", "timeout_seconds", "responses", "min_cacheable", "result_lines",
+                   "echo_credentials"})
 _REQUEST_KEYS = ("errored_every", "invalid_every", "expired_every", "canceled_every")
 
 
@@ -95,6 +100,7 @@ class Scenario:
     min_cacheable: Mapping[str, int] = field(default_factory=dict)
     drop_results: frozenset[str] = frozenset()
     append_results: tuple[str, ...] = ()
+    echo_credentials: bool = False
 
 
 def _parse_fault(endpoint: str, entry: Any) -> Fault:
@@ -187,7 +193,12 @@ def parse_scenario(raw: Any) -> Scenario:
         if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
             raise ScenarioError(f"result_lines.{name}: expected a list of strings")
 
+    echo = raw.get("echo_credentials", False)
+    if not isinstance(echo, bool):
+        raise ScenarioError("echo_credentials: expected true or false")
+
     return Scenario(
+        echo_credentials=echo,
         drop_results=frozenset(drop),
         append_results=tuple(append),
         endpoints=endpoints,
