@@ -450,3 +450,23 @@ verdict_answers = st.one_of(
     json_values.map(lambda v: json.dumps(v, allow_nan=True)),
     st.text(max_size=200),
 )
+
+
+def payload_record(cid: str) -> dict[str, Any]:
+    return {
+        "custom_id": cid,
+        "params": {"model": "claude-haiku-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]},
+        "meta": {"ticket_id": cid[4:], "ticket_path": f"backlog/data/pending/{cid[4:]}.md", "content_hash": "h"},
+    }
+
+
+@st.composite
+def payload_bytes(draw: st.DrawFn) -> bytes:
+    lines = []
+    for n in range(draw(st.integers(1, 4))):
+        rec = payload_record(draw(st.sampled_from([f"btv-T-{n}", "btv-T-0", "", "a" * 65, "../x"])))
+        lines.append(_mutate_record(draw, rec, list(rec)))
+    raw = "\n".join(lines).encode("utf-8", errors="surrogatepass") + b"\n"
+    if draw(st.integers(0, 5)) == 0:
+        raw += b"\xff\n"
+    return raw

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from hypothesis import given
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -24,6 +26,7 @@ from batch_ops.ledger import LedgerProblem, iter_ledger, keys_for_batch
 from batch_ops.paths import Layout
 from batch_ops.phases.io import iter_settled
 from batch_ops.queue import QueueStore, read_queue
+from batch_ops.sandbox import SandboxServer
 from batch_ops.triage import triage_ticket
 from tests.hostile import strategies as s
 
@@ -235,3 +238,37 @@ def test_reconcile_settles_a_results_file_with_broken_lines(raw: bytes) -> None:
 def test_budget_and_error_types_are_the_projects_own() -> None:
     """The properties above accept only these exceptions; keep them from widening silently."""
     assert issubclass(TicketError, BatchOpsError) and issubclass(ConfigError, BatchOpsError)
+
+
+@pytest.fixture(scope="module")
+def shared_sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(processing_seconds=0.0) as srv:
+        yield srv
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=s.payload_bytes())
+def test_submit_and_reconcile_a_damaged_payload(
+    raw: bytes, shared_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A payload edited by hand: the job is sent, or failed with the reason; the run goes on."""
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", shared_sandbox.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        layout = Layout(root)
+        (root / "backlog.config.json").write_text(
+            json.dumps({"llmOps": {"batchPolicy": {"retryPolicy": {"maxRetries": 0}}}})
+        )
+        layout.payloads_dir.mkdir(parents=True)
+        (layout.payloads_dir / "job-20260218-0001.jsonl").write_bytes(raw)
+        record = s.job_record("job-20260218-0001")
+        record.update(status="queued", batches=[], attempts=0, round_submitted=False)
+        layout.queue_file.write_text(json.dumps(record) + "\n")
+        for command in ("submit", "reconcile", "reconcile", "status"):
+            assert main([command, "--repo", tmp]) in (0, 2, 3, 4)
+        jobs, bad = read_queue(layout)
+        assert not bad and len(jobs) == 1
+        job = jobs[0]
+        if job.status == "failed":
+            assert job.error
