@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -83,17 +84,19 @@ class Ticket(BaseModel):
         return [str(value)]
 
     def number_field(self, key: str) -> float | None:
+        """A finite number, or None: ``.inf``, ``.nan`` and ints too big for a float are not numbers here."""
         value = self.front.get(key)
         if isinstance(value, bool):
             return None
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.replace(",", "").replace("_", ""))
-            except ValueError:
-                return None
-        return None
+        number: float | None = None
+        try:
+            if isinstance(value, int | float):
+                number = float(value)
+            elif isinstance(value, str):
+                number = float(value.replace(",", "").replace("_", ""))
+        except (ValueError, OverflowError):
+            return None
+        return number if number is not None and math.isfinite(number) else None
 
     def acceptance_criteria(self) -> list[str]:
         body = self.section("Acceptance Criteria") or ""
