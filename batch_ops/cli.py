@@ -7,22 +7,42 @@ import sys
 from collections.abc import Sequence
 
 from batch_ops.commands import (
+    alert,
+    commit_state,
     config_cmd,
     cycle,
     demo,
     enqueue,
+    merge_state,
     reconcile,
     resume,
     retry,
     sandbox_cmd,
     status,
     submit,
+    summary,
     triage,
 )
 from batch_ops.commands._common import warn
 from batch_ops.errors import BatchOpsError, ConfigError
 
-COMMANDS = (triage, enqueue, submit, reconcile, status, cycle, resume, retry, config_cmd, sandbox_cmd, demo)
+COMMANDS = (
+    triage,
+    enqueue,
+    submit,
+    reconcile,
+    status,
+    cycle,
+    resume,
+    retry,
+    config_cmd,
+    sandbox_cmd,
+    demo,
+    summary,
+    alert,
+    commit_state,
+    merge_state,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

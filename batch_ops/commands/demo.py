@@ -20,9 +20,7 @@ from batch_ops.commands.cycle import run_cycle
 from batch_ops.config import load_config
 from batch_ops.ledger import iter_ledger
 from batch_ops.paths import Layout
-from batch_ops.providers.anthropic import AnthropicProvider
 from batch_ops.queue import read_queue
-from batch_ops.sandbox import SandboxServer
 from batch_ops.triage import buckets, triage
 
 # Not a secret: the sandbox accepts any key, and this one is never sent anywhere else.
@@ -63,6 +61,10 @@ def _copy_sample(target: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: the SDK is slow to import, and every other command's start-up would pay for it.
+    from batch_ops.providers.anthropic import AnthropicProvider
+    from batch_ops.sandbox import SandboxServer
+
     target = Path(args.dir).resolve() if args.dir else Path(tempfile.mkdtemp(prefix="batch-ops-demo-"))
     target.mkdir(parents=True, exist_ok=True)
     _copy_sample(target)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from batch_ops.commands._common import add_json_arg, add_repo_arg, emit_json, load, make_engine, say
 from batch_ops.engine import RunSummary
+from batch_ops.errors import PolicyRefusal
 from batch_ops.phases import all_phases
 
 
@@ -14,20 +16,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_repo_arg(p)
     add_json_arg(p)
     p.add_argument(
-        "--phase", action="append", help="phase to enqueue (repeatable; default: every eligible phase)"
+        "--phase",
+        action="append",
+        help="phase to enqueue (repeatable, or comma/space separated; empty or absent: every eligible phase)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("batch", "interactive"),
+        default="batch",
+        help="batch (default); interactive is refused until this version can run requests interactively",
     )
     p.set_defaults(func=run)
 
 
 def phases_to_run(requested: list[str] | None, eligible: list[str]) -> list[str]:
     """Requested phases as given, or every eligible phase this version implements, in config order."""
-    if requested:
-        return requested
+    names = [p for item in requested or [] for p in re.split(r"[\s,]+", item) if p]
+    if names:
+        return names
     known = all_phases()
     return [p for p in eligible if p in known]
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "mode", "batch") == "interactive":
+        raise PolicyRefusal("--mode interactive is not implemented in this version; use --mode batch")
     layout, config = load(args)
     engine = make_engine(args, layout, config)
     summary = RunSummary()
