@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from batch_ops.errors import PathError, StateError
 from batch_ops.paths import Layout
@@ -63,12 +63,13 @@ class BatchRef(BaseModel):
     ended_at: str | None = None
     counts: dict[str, int] = Field(default_factory=dict)
 
-    @field_validator("intent_at")
-    @classmethod
-    def _timestamp(cls, value: str) -> str:
-        # Compared with the provider's created_at when adopting a batch: it must parse.
-        dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
-        return value
+    @model_validator(mode="after")
+    def _intent_parses_while_in_doubt(self) -> BatchRef:
+        # A ref without an id may be adopted: intent_at is then compared with the provider's
+        # created_at, so it must parse (a hand-edited "yesterday" crashed submit).
+        if self.id is None:
+            dt.datetime.strptime(self.intent_at, "%Y-%m-%dT%H:%M:%SZ")
+        return self
 
 
 class JobRecord(BaseModel):
