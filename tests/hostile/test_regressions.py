@@ -72,3 +72,14 @@ def test_results_fixture(path: Path) -> None:
 @pytest.mark.parametrize("path", _files("answers"), ids=lambda p: p.name)
 def test_answer_fixture(path: Path) -> None:
     _inner(fuzz.test_validation_answer_is_parsed_or_refused_with_a_reason)(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("path", _files("merge"), ids=lambda p: p.name)
+def test_merge_fixture(path: Path) -> None:
+    from tests.hostile import test_merges_fuzz as merges
+
+    text = path.read_text(encoding="utf-8")
+    check = _inner(merges.test_queue_merge_keeps_every_remote_line_or_record)
+    check("", text, "")
+    check("", "", text)
+    check(text, text, text)
