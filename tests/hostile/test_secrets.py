@@ -226,3 +226,18 @@ def test_redact_knows_the_environment_and_token_shapes(monkeypatch: pytest.Monke
     assert redact("github_pat_11ABCDEFG0123456789_abcdef") == REDACTED
     assert redact("the key sk-ant-admin01-abcdef is wrong") == f"the key {REDACTED} is wrong"
     assert redact("nothing here") == "nothing here"
+
+
+def test_github_exceptions_are_rendered_without_headers_or_bodies() -> None:
+    from github import GithubException
+
+    from batch_ops.github.alerts import describe_error
+
+    exc = GithubException(
+        401,
+        {"message": "Bad credentials", "documentation_url": "https://docs", "request": {"token": SENTINEL_GH}},
+        {"authorization": f"token {SENTINEL_GH}", "x-github-request-id": "1"},
+    )
+    assert SENTINEL_GH in str(exc)  # PyGithub's own str() carries the body: never print it
+    text = describe_error(exc)
+    assert text == "HTTP 401 Bad credentials" and not _leaks(text)
