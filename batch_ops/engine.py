@@ -42,7 +42,7 @@ from pydantic import BaseModel, Field
 from batch_ops import budget, interactive, jobplan
 from batch_ops.backlog import BacklogScan, scan_backlog
 from batch_ops.config import Config, ModelPrice
-from batch_ops.errors import PolicyRefusal, StateError
+from batch_ops.errors import BatchOpsError, PolicyRefusal, StateError
 from batch_ops.ledger import LedgerLine, append_lines, keys_for_batch, price_usage
 from batch_ops.paths import Layout, safe_file_name
 from batch_ops.phases.base import ItemMeta, OutputError, Phase, PhaseContext, PlannedItem, SettledResult
@@ -59,7 +59,14 @@ from batch_ops.policy import (
     call_with_retry,
     settle_outcome,
 )
-from batch_ops.providers.base import BatchInfo, Provider, ProviderCallError, ProviderRequest, ProviderResult
+from batch_ops.providers.base import (
+    MALFORMED,
+    BatchInfo,
+    Provider,
+    ProviderCallError,
+    ProviderRequest,
+    ProviderResult,
+)
 from batch_ops.queue import BatchRef, CreateDoubt, JobRecord, Queue, QueueStore, atomic_write_text, iso, utcnow
 from batch_ops.triage import triage
 
@@ -355,9 +362,7 @@ class Engine:
 
     def context(self) -> PhaseContext:
         scan = self.scan()
-        return PhaseContext(
-            self.layout, self.config, scan, triage(scan.pending, self.config.ticket_validation)
-        )
+        return PhaseContext(self.layout, self.config, scan, triage(scan.pending, self.config.ticket_validation))
 
     def _call(self, fn: Callable[[], Any]) -> Any:
         return call_with_retry(fn, self.config.policy.retry_policy, deadline=self.deadline, health=self.health)
@@ -375,9 +380,7 @@ class Engine:
 
     # -- enqueue ------------------------------------------------------------------------------
 
-    def enqueue(
-        self, phase_names: list[str], summary: RunSummary, *, mode: jobplan.ModeChoice = "auto"
-    ) -> None:
+    def enqueue(self, phase_names: list[str], summary: RunSummary, *, mode: jobplan.ModeChoice = "auto") -> None:
         """Queue a job per phase and alias. A job the budget refuses is not written; the others are,
         and the refusals are raised together at the end (PolicyRefusal, exit 2)."""
         for name in phase_names:
@@ -390,9 +393,7 @@ class Engine:
                 covered = self._covered_items(queue, name)
                 fresh: list[tuple[str, list[PlannedItem]]] = []
                 for planned in phase.plan(ctx):
-                    items = [
-                        it for it in planned.items if (it.custom_id, it.meta.content_hash) not in covered
-                    ]
+                    items = [it for it in planned.items if (it.custom_id, it.meta.content_hash) not in covered]
                     if not items:
                         summary.skipped.append(f"{name}/{planned.model_alias}: nothing new to send")
                         continue
@@ -439,9 +440,7 @@ class Engine:
                             data = json.loads(raw)
                             covered.add((data["custom_id"], (data.get("meta") or {}).get("content_hash")))
             except (OSError, ValueError, KeyError) as exc:
-                self.warn(
-                    f"job {job.id}: payload unreadable ({type(exc).__name__}); not used for de-duplication"
-                )
+                self.warn(f"job {job.id}: payload unreadable ({type(exc).__name__}); not used for de-duplication")
         return covered
 
     def _new_job(
@@ -815,9 +814,7 @@ class Engine:
         crashpoint("submit.recorded")
         (summary.adopted_batches if adopted else summary.submitted_batches).append(info.id)
 
-    def _reject(
-        self, queue: Queue, job: JobRecord, ref: BatchRef, exc: PersistentFailure, summary: RunSummary
-    ) -> None:
+    def _reject(self, queue: Queue, job: JobRecord, ref: BatchRef, exc: PersistentFailure, summary: RunSummary) -> None:
         """The provider refused this batch: its requests settle as failed, unprocessed (no ledger line)."""
         ids = self._ref_ids(job, ref)
         metas = self._metas_for(job, ids)
@@ -988,19 +985,47 @@ class Engine:
             settled_lines.append(settled.model_dump_json() + "\n")
             ledger.append(self._ledger_line(job, ref, expected[cid], result, settled, price, stamp))
 
+        rejected: dict[str, int] = {}
+
+        def reject(kind: str, message: str) -> None:
+            rejected[kind] = rejected.get(kind, 0) + 1
+            self.warn(f"{job.id}/{ref.id}: {message}")
+
+        owners: dict[str, str] | None = None
         results_path = self._ref_file(job, ref, "results.jsonl")
         if ref.status == "downloaded":
-            with open(results_path, encoding="utf-8") as fh:
-                for raw in fh:
-                    result = ProviderResult.model_validate_json(raw)
-                    if result.custom_id not in expected:
-                        self.warn(f"{job.id}/{ref.id}: result for unknown custom_id {result.custom_id!r} ignored")
+            # Every line is checked on its own: one odd line is reported and skipped, never fatal.
+            with open(results_path, encoding="utf-8", errors="replace") as fh:
+                for number, raw in enumerate(fh, start=1):
+                    if not raw.strip():
                         continue
-                    if result.custom_id in seen:
-                        self.warn(f"{job.id}/{ref.id}: duplicate result for {result.custom_id!r} ignored")
+                    try:
+                        result = ProviderResult.model_validate_json(raw)
+                    except ValueError:
+                        reject("unreadable", f"results line {number} is unreadable; ignored")
                         continue
-                    seen.add(result.custom_id)
+                    cid = result.custom_id
+                    if result.error_type == MALFORMED:
+                        reject("malformed", f"{result.error_message or 'malformed result line'}; not applied")
+                        if cid not in expected or cid in seen:
+                            continue
+                    if cid not in expected:
+                        if owners is None:
+                            owners = self._custom_id_owners(queue, job)
+                        owner = owners.get(cid)
+                        if owner is None:
+                            reject("unknown", f"result for unknown custom_id {cid!r} ignored")
+                        else:
+                            reject("foreign", f"result for {cid!r} belongs to {owner}; not applied")
+                        continue
+                    if cid in seen:
+                        reject("duplicate", f"duplicate result for {cid!r} ignored")
+                        continue
+                    seen.add(cid)
                     settle_one(result, settle_outcome(result.outcome, result.error_type), _describe(result))
+        if rejected:
+            shown = ", ".join(f"{kind} {n}" for kind, n in sorted(rejected.items()))
+            summary.notes.append(f"{job.id}/{ref.id}: result lines rejected, not applied ({shown})")
         missing = [cid for cid in ids if cid not in seen]
         if missing and ref.status == "downloaded":
             self.warn(f"{job.id}/{ref.id}: {len(missing)} request(s) had no result line")
@@ -1029,6 +1054,19 @@ class Engine:
         job.touch()
         queue.save()
         crashpoint("reconcile.settled")
+
+    def _custom_id_owners(self, queue: Queue, job: JobRecord) -> dict[str, str]:
+        """custom_id -> who else expects it: another batch of this job, or another job."""
+        owners: dict[str, str] = {}
+        for other in queue.jobs:
+            try:
+                for cid, _data in self._payload_lines(other):
+                    owners.setdefault(
+                        cid, f"another batch of job {job.id}" if other.id == job.id else f"job {other.id}"
+                    )
+            except (OSError, ValueError, _PayloadProblem, BatchOpsError):
+                continue
+        return owners
 
     def _settled(
         self,

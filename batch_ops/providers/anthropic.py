@@ -13,18 +13,21 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import anthropic
+import pydantic
 from anthropic.types import Message
 from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
 
 from batch_ops.errors import BatchOpsError
 from batch_ops.ledger import Usage
 from batch_ops.providers.base import (
+    MALFORMED,
     BatchInfo,
     ProviderCallError,
     ProviderRequest,
     ProviderResult,
     compact_json_bytes,
 )
+from batch_ops.secrets import redact
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 # The SDK sends {"requests":[r1,r2,...]} encoded compact and without ASCII escapes (its
@@ -63,7 +66,18 @@ def _error_message(body: object) -> str:
 
 
 def translate(exc: Exception, what: str) -> ProviderCallError:
-    """Turn an SDK exception into a ProviderCallError that is safe to print."""
+    """Turn an SDK exception into a ProviderCallError that is safe to print.
+
+    Built from the status, the error type and the body's short message only (never ``str(exc)``,
+    the request or its headers); the message is redacted because a server may quote the key back.
+    """
+    err = _translate(exc, what)
+    err.message = redact(err.message)
+    err.args = (err.message,)
+    return err
+
+
+def _translate(exc: Exception, what: str) -> ProviderCallError:
     if isinstance(exc, anthropic.APITimeoutError):
         return ProviderCallError(f"{what}: timed out", timeout=True, connection=True)
     if isinstance(exc, anthropic.APIConnectionError):
@@ -158,6 +172,35 @@ def _from_item(item: MessageBatchIndividualResponse) -> ProviderResult:
     return ProviderResult(custom_id=item.custom_id, outcome=result.type)
 
 
+MAX_RESULT_LINE_CHARS = 8_000_000
+
+
+def _malformed(custom_id: object, number: int, why: str) -> ProviderResult:
+    cid = custom_id if isinstance(custom_id, str) else ""
+    return ProviderResult(
+        custom_id=cid, outcome="errored", error_type=MALFORMED, error_message=f"result line {number}: {why}"
+    )
+
+
+def result_from_line(line: str, number: int) -> ProviderResult:
+    """One line of a results stream, checked against the SDK's type; never raises."""
+    if len(line) > MAX_RESULT_LINE_CHARS:
+        return _malformed(None, number, f"longer than {MAX_RESULT_LINE_CHARS} characters")
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError):
+        return _malformed(None, number, "not JSON")
+    custom_id = data.get("custom_id") if isinstance(data, dict) else None
+    try:
+        item = MessageBatchIndividualResponse.model_validate(data)
+        return _from_item(item)
+    except (pydantic.ValidationError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+        where = ""
+        if isinstance(exc, pydantic.ValidationError) and exc.errors():
+            where = ": " + ".".join(str(p) for p in exc.errors()[0]["loc"])
+        return _malformed(custom_id, number, f"does not match the API's result shape{where}")
+
+
 class AnthropicProvider:
     name = "anthropic"
 
@@ -209,19 +252,30 @@ class AnthropicProvider:
             raise translate(exc, f"cancel {batch_id}") from None
 
     def iter_results(self, batch_id: str) -> Iterator[ProviderResult]:
+        """Stream and check each line on its own: one odd line must not cost the whole download.
+
+        The SDK's own decoder builds its types without validation and stops at the first line that
+        is not JSON, so the lines are read from the SDK's streaming response and validated here
+        against the SDK's ``MessageBatchIndividualResponse``. A line that does not fit becomes an
+        ``errored`` result of type ``malformed_result`` (retried if its custom_id is known).
+        """
         try:
-            stream = self._client.messages.batches.results(batch_id)
-            try:
-                for item in stream:
-                    yield _from_item(item)
-            finally:
-                stream.close()
+            with self._client.messages.batches.with_streaming_response.results(batch_id) as response:
+                number = 0
+                try:
+                    for line in response.iter_lines():
+                        number += 1
+                        if line.strip():
+                            yield result_from_line(line, number)
+                except anthropic.AnthropicError:
+                    raise
+                except Exception as exc:  # the transport broke off mid-stream (httpx errors and the like)
+                    raise ProviderCallError(
+                        f"results of {batch_id}: stream broke off after {number} line(s) ({type(exc).__name__})",
+                        connection=True,
+                    ) from None
         except anthropic.AnthropicError as exc:
             raise translate(exc, f"results of {batch_id}") from None
-        except (json.JSONDecodeError, ValueError) as exc:
-            raise ProviderCallError(
-                f"results of {batch_id}: malformed result line ({type(exc).__name__})"
-            ) from None
 
     def create_message(self, request: ProviderRequest) -> ProviderResult:
         try:

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from batch_ops.ledger import Usage
 
 Outcome = Literal["succeeded", "errored", "expired", "canceled"]
+# error_type of an ``errored`` result made from a results line that did not fit the API's shape.
+MALFORMED = "malformed_result"
 
 
 class ProviderRequest(BaseModel):

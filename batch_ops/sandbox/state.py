@@ -221,8 +221,12 @@ class Store:
         if len(order) > 1 and all(a < b for a, b in itertools.pairwise(order)):
             order.reverse()
         for i in order:
+            if batch.custom_ids[i] in batch.scenario.drop_results:
+                continue
             line = {"custom_id": batch.custom_ids[i], "result": self._result(batch, finished, i)}
             yield (json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        for extra in batch.scenario.append_results:
+            yield (extra.rstrip("\n") + "\n").encode()
 
     def _result(self, batch: Batch, finished: Finished, i: int) -> dict[str, Any]:
         code = finished.outcomes[i]
