@@ -339,7 +339,7 @@ class Engine:
         # Look often enough to adopt soon after the batch shows up, rarely enough not to hammer.
         self.adopt_poll = max(min(adopt_poll_seconds, self.adopt_grace / 5), 0.05)
         self.warn = warn
-        self.store = QueueStore(layout)
+        self.store = QueueStore(layout, warn)
         self._scan: BacklogScan | None = None
         self.health = RunHealth()
 
@@ -656,7 +656,8 @@ class Engine:
     # -- the requests of a round ----------------------------------------------------------------
 
     def _job_dir(self, job: JobRecord) -> Path:
-        return self.layout.results_dir / safe_file_name(job.id)
+        # own_path refuses a folder that a symlink has pointed out of .backlog-ops/.
+        return self.layout.own_path(self.layout.results_dir / safe_file_name(job.id))
 
     def _ref_file(self, job: JobRecord, ref: BatchRef, suffix: str) -> Path:
         # Named by round and chunk, not batch id: a ref has its files before it has an id.
@@ -675,6 +676,8 @@ class Engine:
                 where = f"{job.payload_path} line {number}"
                 try:
                     data = json.loads(raw)
+                except RecursionError:
+                    raise _PayloadProblem(f"{where} is nested too deeply to read") from None
                 except ValueError as exc:
                     raise _PayloadProblem(f"{where} is not JSON ({exc})") from None
                 cid = data.get("custom_id") if isinstance(data, dict) else None
@@ -1086,6 +1089,9 @@ class Engine:
             "model": result.model,
         }
         if verdict == "succeeded":
+            if result.stop_reason == "max_tokens":
+                # A truncated answer may still parse; half an answer is never applied.
+                return SettledResult(status="failed", error=f"{FAIL_ANSWER}: answer cut off at max_tokens", **base)
             try:
                 output = phase.parse_output(result.text or "")
             except OutputError as exc:

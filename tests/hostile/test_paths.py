@@ -166,6 +166,7 @@ def test_result_folder_of_a_job_that_links_out_is_refused(cli: Any, sample_repo:
     layout = Layout(sample_repo)
     jobs, _ = read_queue(layout)
     layout.results_dir.mkdir(exist_ok=True)
+    shutil.rmtree(layout.results_dir / jobs[0].id, ignore_errors=True)  # submit keeps its ids there
     os.symlink(outside, layout.results_dir / jobs[0].id)
     import time
 
