@@ -155,6 +155,18 @@ class RunSummary(BaseModel):
     skipped: list[str] = Field(default_factory=list)
     refused: list[str] = Field(default_factory=list)  # jobs the policy kept back (exit 2)
 
+    def merge(self, other: RunSummary) -> None:
+        """Add another run's summary to this one (lists extended, counts added)."""
+        for name in RunSummary.model_fields:
+            value = getattr(other, name)
+            if isinstance(value, list):
+                getattr(self, name).extend(value)
+            elif isinstance(value, dict):
+                for k, v in value.items():
+                    getattr(self, name)[k] = getattr(self, name).get(k, 0) + v
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
 
 @dataclass(frozen=True)
 class PlanItem:
