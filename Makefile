@@ -29,6 +29,8 @@ lint-workflows: $(STAMP)
 batch-cycle: $(STAMP)
 	$(BIN)/batch-ops cycle --wait
 
+# Scale benchmarks (issue #6): one table of figures, each beside a baseline from the same run;
+# see BENCHMARKS.md. bench/duplicates_recall.py measures the candidate step's recall on its own.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --scale 1.0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -94,17 +95,19 @@ class Ticket(BaseModel):
         return [str(value)]
 
     def number_field(self, key: str) -> float | None:
+        """A finite number, or None: ``.inf``, ``.nan`` and ints too big for a float are not numbers here."""
         value = self.front.get(key)
         if isinstance(value, bool):
             return None
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.replace(",", "").replace("_", ""))
-            except ValueError:
-                return None
-        return None
+        number: float | None = None
+        try:
+            if isinstance(value, int | float):
+                number = float(value)
+            elif isinstance(value, str):
+                number = float(value.replace(",", "").replace("_", ""))
+        except (ValueError, OverflowError):
+            return None
+        return number if number is not None and math.isfinite(number) else None
 
     def acceptance_criteria(self) -> list[str]:
         body = self.section("Acceptance Criteria") or ""
@@ -150,14 +153,36 @@ class Ticket(BaseModel):
         return [c for c in commands if c]
 
 
-def _json_safe(value: Any) -> Any:
-    """YAML gives dates and other types JSON lacks; keep front matter JSON-serialisable."""
+# YAML aliases can make a small file expand into a huge (or endless) structure: bound the walk.
+MAX_FRONT_NODES = 20_000
+MAX_FRONT_DEPTH = 50
+
+
+class _FrontTooBig(Exception):
+    pass
+
+
+def _json_safe(value: Any, budget: list[int] | None = None, depth: int = 0, stack: tuple[int, ...] = ()) -> Any:
+    """YAML gives dates and other types JSON lacks; keep front matter JSON-serialisable.
+
+    Raises ``_FrontTooBig`` for a recursive alias, more than ``MAX_FRONT_NODES`` values (an alias
+    "billion laughs") or nesting deeper than ``MAX_FRONT_DEPTH``.
+    """
+    budget = budget if budget is not None else [MAX_FRONT_NODES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _FrontTooBig(f"more than {MAX_FRONT_NODES} values (aliases expand too far)")
+    if depth > MAX_FRONT_DEPTH:
+        raise _FrontTooBig(f"nested deeper than {MAX_FRONT_DEPTH} levels")
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_json_safe(v) for v in value]
+    if isinstance(value, dict | list | tuple | set):
+        if id(value) in stack:
+            raise _FrontTooBig("a recursive alias")
+        inner = (*stack, id(value))
+        if isinstance(value, dict):
+            return {str(k): _json_safe(v, budget, depth + 1, inner) for k, v in value.items()}
+        return [_json_safe(v, budget, depth + 1, inner) for v in value]
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
@@ -246,12 +271,19 @@ def parse_ticket(raw: bytes, rel_path: str, state_dir: str = "pending") -> Ticke
         raise TicketError(rel_path, f"broken YAML front matter{where}: {problem}") from None
     except RecursionError:
         raise TicketError(rel_path, "broken YAML front matter: nested too deeply") from None
+    except Exception as exc:  # safe_load's constructors raise ValueError, TypeError, ...
+        # e.g. "created: 2026-13-45" or "!!int many": the value cannot be built.
+        detail = " ".join(str(exc).split())[:200]
+        raise TicketError(rel_path, f"broken YAML front matter: bad value ({type(exc).__name__}: {detail})") from None
     if front is None:
         front = {}
     if not isinstance(front, dict):
         raise TicketError(rel_path, f"front matter must be a mapping of keys, got {type(front).__name__}")
-    if simple is None:
-        front = _json_safe(front)
+    if simple is None:  # the fast path's values are flat and already JSON-safe
+        try:
+            front = _json_safe(front)
+        except _FrontTooBig as exc:
+            raise TicketError(rel_path, f"front matter refused: {exc}") from None
     raw_id = front.get("id")
     file_name = rel_path.rsplit("/", 1)[-1]
     if isinstance(raw_id, str | int) and str(raw_id).strip():
@@ -318,13 +350,19 @@ def scan_backlog(root: Path, data_dir: str = "backlog/data") -> BacklogScan:
     seen: dict[str, str] = {}
     root_real = root.resolve()
     prefixes: dict[str, str] = {}
+    inside: dict[str, bool] = {}
     for state_dir, entry in _ticket_entries(root / data_dir):
         prefix = prefixes.get(state_dir)
         if prefix is None:
             prefix = prefixes[state_dir] = (root / data_dir / state_dir).relative_to(root).as_posix()
         rel = f"{prefix}/{entry.name}"
+        folder_inside = inside.get(state_dir)
+        if folder_inside is None:
+            folder_inside = inside[state_dir] = root_real in (root / data_dir / state_dir).resolve().parents
         try:
-            if entry.is_symlink() and root_real not in Path(entry.path).resolve().parents:
+            # Every file is checked, not only symlinks: the folder itself (or one above it) may be a
+            # link out; it is resolved once per folder, and a file resolved on its own only if it is a link.
+            if not folder_inside or (entry.is_symlink() and root_real not in Path(entry.path).resolve().parents):
                 raise TicketError(rel, "symlink pointing outside the repository refused")
             with open(entry.path, "rb") as fh:
                 raw = fh.read()

@@ -31,7 +31,8 @@ Alias = Literal["cheap", "balanced", "frontier"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    # Prices, ratios and delays must be real numbers: Infinity/NaN (which json.loads accepts) are refused.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True, allow_inf_nan=False)
 
 
 class ModelPrice(_Model):
@@ -119,8 +120,11 @@ class BacklogSection(_Model):
     @field_validator("data_dir")
     @classmethod
     def _relative(cls, value: str) -> str:
-        if value.startswith("/") or ".." in Path(value).parts:
+        if "\x00" in value or value.startswith("/") or ".." in Path(value).parts:
             raise ValueError("must be a relative path inside the repository")
+        first = Path(value).parts[0] if Path(value).parts else ""
+        if first in (".git", ".backlog-ops"):
+            raise ValueError(f"must not be inside {first}/")
         return value
 
 
@@ -188,6 +192,8 @@ def load_config(root: Path) -> Config:
         raise ConfigError(
             str(path), [f"(file): not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"]
         ) from None
+    except RecursionError:
+        raise ConfigError(str(path), ["(file): JSON nested too deeply to read"]) from None
     return parse_config(data, str(path))
 
 

@@ -35,15 +35,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from batch_ops import budget, interactive, jobplan
 from batch_ops.backlog import BacklogScan, scan_backlog
 from batch_ops.config import Config, ModelPrice
-from batch_ops.errors import PolicyRefusal, StateError
-from batch_ops.ledger import LedgerAppend, LedgerLine, Usage, keys_for_batch, price_usage
+from batch_ops.errors import BatchOpsError, PolicyRefusal, StateError
+from batch_ops.ledger import LedgerAppend, LedgerLine, keys_for_batch, price_usage
 from batch_ops.paths import Layout, safe_file_name
 from batch_ops.payload import iter_payload_meta
 from batch_ops.phases.base import ItemMeta, OutputError, Phase, PhaseContext, PlannedItem, SettledResult
@@ -60,7 +60,14 @@ from batch_ops.policy import (
     call_with_retry,
     settle_outcome,
 )
-from batch_ops.providers.base import BatchInfo, Provider, ProviderCallError, ProviderRequest, ProviderResult
+from batch_ops.providers.base import (
+    MALFORMED,
+    BatchInfo,
+    Provider,
+    ProviderCallError,
+    ProviderRequest,
+    ProviderResult,
+)
 from batch_ops.queue import (
     BatchRef,
     CreateDoubt,
@@ -158,6 +165,18 @@ class RunSummary(BaseModel):
     notes: list[str] = Field(default_factory=list)
     skipped: list[str] = Field(default_factory=list)
     refused: list[str] = Field(default_factory=list)  # jobs the policy kept back (exit 2)
+
+    def merge(self, other: RunSummary) -> None:
+        """Add another run's summary to this one (lists extended, counts added)."""
+        for name in RunSummary.model_fields:
+            value = getattr(other, name)
+            if isinstance(value, list):
+                getattr(self, name).extend(value)
+            elif isinstance(value, dict):
+                for k, v in value.items():
+                    getattr(self, name)[k] = getattr(self, name).get(k, 0) + v
+            else:
+                setattr(self, name, getattr(self, name) + value)
 
 
 @dataclass(frozen=True)
@@ -343,7 +362,7 @@ class Engine:
         # Look often enough to adopt soon after the batch shows up, rarely enough not to hammer.
         self.adopt_poll = max(min(adopt_poll_seconds, self.adopt_grace / 5), 0.05)
         self.warn = warn
-        self.store = QueueStore(layout)
+        self.store = QueueStore(layout, warn)
         self._scan: BacklogScan | None = None
         self.health = RunHealth()
 
@@ -366,9 +385,7 @@ class Engine:
 
     def context(self) -> PhaseContext:
         scan = self.scan()
-        return PhaseContext(
-            self.layout, self.config, scan, triage(scan.pending, self.config.ticket_validation)
-        )
+        return PhaseContext(self.layout, self.config, scan, triage(scan.pending, self.config.ticket_validation))
 
     def _call(self, fn: Callable[[], Any]) -> Any:
         return call_with_retry(fn, self.config.policy.retry_policy, deadline=self.deadline, health=self.health)
@@ -386,9 +403,7 @@ class Engine:
 
     # -- enqueue ------------------------------------------------------------------------------
 
-    def enqueue(
-        self, phase_names: list[str], summary: RunSummary, *, mode: jobplan.ModeChoice = "auto"
-    ) -> None:
+    def enqueue(self, phase_names: list[str], summary: RunSummary, *, mode: jobplan.ModeChoice = "auto") -> None:
         """Queue a job per phase and alias. A job the budget refuses is not written; the others are,
         and the refusals are raised together at the end (PolicyRefusal, exit 2)."""
         for name in phase_names:
@@ -401,9 +416,7 @@ class Engine:
                 covered = self._covered_items(queue, name)
                 fresh: list[tuple[str, list[PlannedItem]]] = []
                 for planned in phase.plan(ctx):
-                    items = [
-                        it for it in planned.items if (it.custom_id, it.meta.content_hash) not in covered
-                    ]
+                    items = [it for it in planned.items if (it.custom_id, it.meta.content_hash) not in covered]
                     if not items:
                         summary.skipped.append(f"{name}/{planned.model_alias}: nothing new to send")
                         continue
@@ -450,9 +463,7 @@ class Engine:
                             data = json.loads(raw)
                             covered.add((data["custom_id"], (data.get("meta") or {}).get("content_hash")))
             except (OSError, ValueError, KeyError) as exc:
-                self.warn(
-                    f"job {job.id}: payload unreadable ({type(exc).__name__}); not used for de-duplication"
-                )
+                self.warn(f"job {job.id}: payload unreadable ({type(exc).__name__}); not used for de-duplication")
         return covered
 
     def _new_job(
@@ -668,7 +679,8 @@ class Engine:
     # -- the requests of a round ----------------------------------------------------------------
 
     def _job_dir(self, job: JobRecord) -> Path:
-        return self.layout.results_dir / safe_file_name(job.id)
+        # own_path refuses a folder that a symlink has pointed out of .backlog-ops/.
+        return self.layout.own_path(self.layout.results_dir / safe_file_name(job.id))
 
     def _ref_file(self, job: JobRecord, ref: BatchRef, suffix: str) -> Path:
         # Named by round and chunk, not batch id: a ref has its files before it has an id.
@@ -687,6 +699,8 @@ class Engine:
                 where = f"{job.payload_path} line {number}"
                 try:
                     data = json.loads(raw)
+                except RecursionError:
+                    raise _PayloadProblem(f"{where} is nested too deeply to read") from None
                 except ValueError as exc:
                     raise _PayloadProblem(f"{where} is not JSON ({exc})") from None
                 cid = data.get("custom_id") if isinstance(data, dict) else None
@@ -850,9 +864,7 @@ class Engine:
         crashpoint("submit.recorded")
         (summary.adopted_batches if adopted else summary.submitted_batches).append(info.id)
 
-    def _reject(
-        self, queue: Queue, job: JobRecord, ref: BatchRef, exc: PersistentFailure, summary: RunSummary
-    ) -> None:
+    def _reject(self, queue: Queue, job: JobRecord, ref: BatchRef, exc: PersistentFailure, summary: RunSummary) -> None:
         """The provider refused this batch: its requests settle as failed, unprocessed (no ledger line)."""
         ids = self._ref_ids(job, ref)
         metas = self._metas_for(job, ids)
@@ -960,12 +972,16 @@ class Engine:
         target.parent.mkdir(parents=True, exist_ok=True)
 
         def fetch() -> int:
-            # The provider's own JSONL, byte for byte (parsed once, when settling), from the
-            # results_url the poll saw: one retrieve per in-flight batch, one stream per ended one.
-            with open(tmp, "wb") as fh:
-                return self.provider.download_results(
-                    batch_id, _CrashOnFirstWrite(fh, "reconcile.downloading"), results_url=ref.results_url
-                )
+            n = 0
+            with open(tmp, "w", encoding="utf-8") as fh:
+                # From the results_url the poll saw: one retrieve per in-flight batch, one results
+                # stream per ended batch (the SDK's results() retrieves the batch again first).
+                for result in self.provider.iter_results(batch_id, results_url=ref.results_url):
+                    fh.write(result.model_dump_json() + "\n")
+                    n += 1
+                    if n == 1:
+                        crashpoint("reconcile.downloading")
+            return n
 
         try:
             self._call(fetch)
@@ -993,34 +1009,6 @@ class Engine:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-    def _parse_result(self, raw: bytes) -> ProviderResult | None:
-        """One downloaded line, read by the provider without SDK models; None if it is not a result."""
-        try:
-            line = self.provider.parse_result_line(raw)
-        except ValueError:
-            try:
-                # A results file downloaded by an earlier version holds ProviderResult lines.
-                return ProviderResult.model_validate_json(raw)
-            except ValueError:
-                return None
-        u = line.usage
-        return ProviderResult.model_construct(
-            custom_id=line.custom_id,
-            outcome=line.outcome,
-            text=line.text,
-            model=line.model,
-            stop_reason=line.stop_reason,
-            usage=Usage.model_construct(
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                cache_creation_input_tokens=u.cache_creation_input_tokens,
-                cache_read_input_tokens=u.cache_read_input_tokens,
-                cache_creation_1h_input_tokens=u.cache_creation_1h_input_tokens,
-            ),
-            error_type=line.error_type,
-            error_message=line.error_message,
-        )
 
     def _settle(self, queue: Queue, job: JobRecord, ref: BatchRef, summary: RunSummary) -> None:
         phase = self.phases.get(job.phase)
@@ -1058,13 +1046,59 @@ class Engine:
             if cid not in present:
                 ledger.add(self._ledger_line(job, ref, meta, result, settled, price, stamp))
 
+        rejected: dict[str, int] = {}
+
+        def reject(kind: str, message: str) -> None:
+            rejected[kind] = rejected.get(kind, 0) + 1
+            self.warn(f"{job.id}/{ref.id}: {message}")
+
+        owners: dict[str, str] | None = None
         try:
-            self._settle_results(job, ref, expected, seen, ids, settle_one)
+            results_path = self._ref_file(job, ref, "results.jsonl")
+            if ref.status == "downloaded":
+                # Every line is checked on its own: one odd line is reported and skipped, never fatal.
+                with open(results_path, encoding="utf-8", errors="replace") as fh:
+                    for number, raw in enumerate(fh, start=1):
+                        if not raw.strip():
+                            continue
+                        try:
+                            result = ProviderResult.model_validate_json(raw)
+                        except ValueError:
+                            reject("unreadable", f"results line {number} is unreadable; ignored")
+                            continue
+                        cid = result.custom_id
+                        if result.error_type == MALFORMED:
+                            reject("malformed", f"{result.error_message or 'malformed result line'}; not applied")
+                            if cid not in expected or cid in seen:
+                                continue
+                        if cid not in expected:
+                            if owners is None:
+                                owners = self._custom_id_owners(queue, job)
+                            owner = owners.get(cid)
+                            if owner is None:
+                                reject("unknown", f"result for unknown custom_id {cid!r} ignored")
+                            else:
+                                reject("foreign", f"result for {cid!r} belongs to {owner}; not applied")
+                            continue
+                        if cid in seen:
+                            reject("duplicate", f"duplicate result for {cid!r} ignored")
+                            continue
+                        seen.add(cid)
+                        settle_one(result, settle_outcome(result.outcome, result.error_type), _describe(result))
+            missing = [cid for cid in ids if cid not in seen]
+            if missing and ref.status == "downloaded":
+                self.warn(f"{job.id}/{ref.id}: {len(missing)} request(s) had no result line")
+            for cid in missing:
+                gone = ProviderResult(custom_id=cid, outcome="expired", error_message="no result returned")
+                settle_one(gone, "retry", f"no result ({ref.error})" if ref.status == "lost" else "no result returned")
         except BaseException as exc:
             settled_out.__exit__(type(exc), exc, exc.__traceback__)
             ledger.discard()
             raise
         settled_out.__exit__(None, None, None)
+        if rejected:
+            shown = ", ".join(f"{kind} {n}" for kind, n in sorted(rejected.items()))
+            summary.notes.append(f"{job.id}/{ref.id}: result lines rejected, not applied ({shown})")
         atomic_write_text(self._ref_file(job, ref, "retry.jsonl"), "".join(retry_lines))
         crashpoint("reconcile.settled-files")
         ref.ledger_state = "appending"
@@ -1083,40 +1117,18 @@ class Engine:
         queue.save()
         crashpoint("reconcile.settled")
 
-    def _settle_results(
-        self,
-        job: JobRecord,
-        ref: BatchRef,
-        expected: dict[str, str],
-        seen: set[str],
-        ids: list[str],
-        settle_one: Callable[[ProviderResult, str, str], None],
-    ) -> None:
-        results_path = self._ref_file(job, ref, "results.jsonl")
-        if ref.status == "downloaded":
-            with open(results_path, "rb") as fh:
-                for raw in fh:
-                    if not raw.strip():
-                        continue
-                    parsed = self._parse_result(raw)
-                    if parsed is None:
-                        self.warn(f"{job.id}/{ref.id}: a result line did not parse and was ignored")
-                        continue
-                    result = parsed
-                    if result.custom_id not in expected:
-                        self.warn(f"{job.id}/{ref.id}: result for unknown custom_id {result.custom_id!r} ignored")
-                        continue
-                    if result.custom_id in seen:
-                        self.warn(f"{job.id}/{ref.id}: duplicate result for {result.custom_id!r} ignored")
-                        continue
-                    seen.add(result.custom_id)
-                    settle_one(result, settle_outcome(result.outcome, result.error_type), _describe(result))
-        missing = [cid for cid in ids if cid not in seen]
-        if missing and ref.status == "downloaded":
-            self.warn(f"{job.id}/{ref.id}: {len(missing)} request(s) had no result line")
-        for cid in missing:
-            gone = ProviderResult(custom_id=cid, outcome="expired", error_message="no result returned")
-            settle_one(gone, "retry", f"no result ({ref.error})" if ref.status == "lost" else "no result returned")
+    def _custom_id_owners(self, queue: Queue, job: JobRecord) -> dict[str, str]:
+        """custom_id -> who else expects it: another batch of this job, or another job."""
+        owners: dict[str, str] = {}
+        for other in queue.jobs:
+            try:
+                for cid, _data in self._payload_lines(other):
+                    owners.setdefault(
+                        cid, f"another batch of job {job.id}" if other.id == job.id else f"job {other.id}"
+                    )
+            except (OSError, ValueError, _PayloadProblem, BatchOpsError):
+                continue
+        return owners
 
     def _settled(
         self,
@@ -1136,6 +1148,9 @@ class Engine:
             "model": result.model,
         }
         if verdict == "succeeded":
+            if result.stop_reason == "max_tokens":
+                # A truncated answer may still parse; half an answer is never applied.
+                return SettledResult(status="failed", error=f"{FAIL_ANSWER}: answer cut off at max_tokens", **base)
             try:
                 output = phase.parse_output(result.text or "")
             except OutputError as exc:
@@ -1333,21 +1348,6 @@ class Engine:
 
 # The same bytes as providers.base.compact_json_bytes measures when the chunks are planned.
 _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-class _CrashOnFirstWrite:
-    """A binary file that passes a crash point on its first write (the crash tests kill mid-download)."""
-
-    def __init__(self, fh: BinaryIO, label: str) -> None:
-        self._fh = fh
-        self._label: str | None = label
-
-    def write(self, data: bytes) -> int:
-        written = self._fh.write(data)
-        if self._label is not None:
-            label, self._label = self._label, None
-            crashpoint(label)
-        return written
 
 
 def wait_until(deadline: float) -> float:

@@ -18,8 +18,9 @@ _LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: (.*))?")
 # Plain scalars that resolve to a string: start with a letter, no YAML indicator characters.
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_./()@+-]*(?: [A-Za-z0-9_./()@+-]+)*")
 _ITEM = re.compile(r"[A-Za-z][A-Za-z0-9_./()@+-]*")
-_INT = re.compile(r"-?[1-9][0-9]*|0")
-_FLOAT = re.compile(r"-?[0-9]+\.[0-9]+")
+# Bounded, so a huge number goes to the YAML path and its checks (backlog rejects non-finite ones).
+_INT = re.compile(r"-?[1-9][0-9]{0,17}|0")
+_FLOAT = re.compile(r"-?[0-9]{1,15}\.[0-9]{1,15}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Words YAML 1.1 resolves to booleans or null, in the spellings its resolver knows.
 _SPECIAL = frozenset(

@@ -87,7 +87,8 @@ def cost_values(usage: Usage | TokenCounts, price: ModelPrice, mode: Mode) -> tu
 
 
 class LedgerLine(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # A hand-edited Infinity/NaN would poison every total: such a line is a problem, not a cost.
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     timestamp: str
     workflow: str
@@ -240,7 +241,7 @@ def keys_for_batch(path: Path, job_id: str, batch_id: str | None) -> set[str]:
                 continue
             try:
                 data = json.loads(raw)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(data, dict) and data.get("batch_id") == batch_id:
                 keys.add(str(data.get("custom_id")))

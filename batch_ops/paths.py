@@ -102,6 +102,36 @@ class Layout:
             raise PathError(f"path {stored!r} resolves outside {self.rel_or_abs(base)}")
         return full
 
+    def own_path(self, path: Path) -> Path:
+        """``path`` (one of batch-ops' own files) if it really is inside ``.backlog-ops/``, else PathError.
+
+        Guards against a committed symlink (``.backlog-ops/reports -> /elsewhere``) turning a write
+        into a write outside the repository.
+        """
+        ops_real = self.ops_dir.resolve()
+        root_real = self.root.resolve()
+        if ops_real != root_real and root_real not in ops_real.parents:
+            raise PathError(f".backlog-ops resolves outside the repository ({ops_real}): refused")
+        full = path.resolve()
+        if full != ops_real and ops_real not in full.parents:
+            raise PathError(f"{self.rel_or_abs(path)} resolves outside .backlog-ops/ (a symlink?): refused")
+        return path
+
+    def check_own_files(self) -> None:
+        """Refuse to work if ``.backlog-ops/`` or one of its fixed entries is a symlink pointing out."""
+        for path in (
+            self.ops_dir,
+            self.queue_file,
+            self.queue_quarantine,
+            self.lock_file,
+            self.ledger_file,
+            self.pause_file,
+            self.payloads_dir,
+            self.results_dir,
+            self.reports_dir,
+        ):
+            self.own_path(path)
+
     def rel_or_abs(self, path: Path) -> str:
         try:
             return self.rel(path)

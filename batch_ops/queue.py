@@ -13,14 +13,14 @@ import datetime as dt
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from batch_ops.caching import CacheDecision
-from batch_ops.errors import StateError
+from batch_ops.errors import PathError, StateError
 from batch_ops.paths import Layout
 
 JobStatus = Literal["queued", "submitted", "running", "completed", "failed"]
@@ -62,11 +62,11 @@ class BatchRef(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     id: str | None = None
-    round: int = 1
-    chunk: int = 0  # index of this batch's slice of the round's requests
-    request_count: int
+    round: int = Field(default=1, ge=1)
+    chunk: int = Field(default=0, ge=0)  # index of this batch's slice of the round's requests
+    request_count: int = Field(ge=0)
     status: BatchStatus = "creating"
-    create_attempts: int = 0  # create calls made for this batch, successful or not
+    create_attempts: int = Field(default=0, ge=0)  # create calls made for this batch, successful or not
     doubt: CreateDoubt | None = None  # set: a create may have succeeded; look before creating again
     last_create_at: float | None = None  # epoch seconds when the latest create call started
     last_failure_at: float | None = None  # epoch seconds when the latest create call failed
@@ -77,6 +77,14 @@ class BatchRef(BaseModel):
     ended_at: str | None = None
     counts: dict[str, int] = Field(default_factory=dict)
     results_url: str | None = None  # from the retrieve that saw the batch end: no second retrieve
+
+    @model_validator(mode="after")
+    def _intent_parses_while_in_doubt(self) -> BatchRef:
+        # A ref without an id may be adopted: intent_at is then compared with the provider's
+        # created_at, so it must parse (a hand-edited "yesterday" crashed submit).
+        if self.id is None:
+            dt.datetime.strptime(self.intent_at, "%Y-%m-%dT%H:%M:%SZ")
+        return self
 
 
 class JobRecord(BaseModel):
@@ -89,18 +97,18 @@ class JobRecord(BaseModel):
     provider: str = "anthropic"
     model_alias: str
     status: JobStatus = "queued"
-    attempts: int = 0
+    attempts: int = Field(default=0, ge=0)
     created_at: str
     updated_at: str
     result_path: str | None = None
     error: str | None = None
     mode: Literal["batch", "interactive"] = "batch"
-    request_count: int = 0
+    request_count: int = Field(default=0, ge=0)
     batches: list[BatchRef] = Field(default_factory=list)
     # Batches of the job's earlier life, before an operator's `retry`: still owned by this job, so
     # adoption never mistakes one of them for a new create.
     previous_batches: list[BatchRef] = Field(default_factory=list)
-    round: int = 1  # 1 = the whole payload; n > 1 = the follow-up of round n-1's unsettled items
+    round: int = Field(default=1, ge=1)  # 1 = the whole payload; n > 1 = the follow-up of round n-1's unsettled items
     round_submitted: bool = False  # every chunk of the current round has a batch
     settled: dict[str, int] = Field(default_factory=dict)  # outcome -> count
     next_attempt_at: str | None = None
@@ -180,27 +188,55 @@ class atomic_writer:
         _fsync_dir(self.path.parent)
 
 
-def parse_queue_text(text: str) -> tuple[list[JobRecord], list[QuarantinedLine]]:
+def _outside_paths(job: JobRecord, layout: Layout) -> str | None:
+    """Why a record's stored paths may not be followed, or None: each must stay inside ``.backlog-ops/``."""
+    for name in ("payload_path", "result_path", "report_path"):
+        stored = getattr(job, name)
+        if stored is None:
+            continue
+        try:
+            full = layout.resolve_ops_path(stored)
+        except PathError as exc:
+            return f"{name}: {exc}"
+        if full == layout.ops_dir.resolve():
+            return f"{name}: {stored!r} is the .backlog-ops directory itself, not a file in it"
+    return None
+
+
+def parse_queue_text(
+    text: str, layout: Layout | None = None
+) -> tuple[list[JobRecord], list[QuarantinedLine]]:
+    """Parse the queue; with ``layout``, a record whose paths leave ``.backlog-ops/`` is bad too."""
     jobs: list[JobRecord] = []
     bad: list[QuarantinedLine] = []
     seen: set[str] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Records are separated by "\n" only: str.splitlines() would also cut at U+2028, U+0085 and
+    # other separators, which JSON strings (an error message, model text) may carry unescaped.
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
-            # Straight from JSON to the model (one pass in pydantic-core): a queue of 10,000 jobs
-            # is read on every command.
-            job = JobRecord.model_validate_json(line)
+            data: Any = json.loads(line)
+            # A lone surrogate ("\ud800") parses but could never be written back as UTF-8.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+            job = JobRecord.model_validate(data)
+        except json.JSONDecodeError as exc:
+            bad.append(
+                QuarantinedLine(
+                    line_number=number, reason=f"not JSON: {exc.msg} at column {exc.colno}", text=line
+                )
+            )
+            continue
+        except RecursionError:
+            bad.append(QuarantinedLine(line_number=number, reason="not JSON: nested too deeply", text=line))
+            continue
+        except UnicodeEncodeError:
+            bad.append(
+                QuarantinedLine(line_number=number, reason="invalid Unicode (a lone surrogate escape)", text=line)
+            )
+            continue
         except ValidationError as exc:
-            if exc.errors()[0]["type"] == "json_invalid":
-                try:
-                    json.loads(line)
-                except json.JSONDecodeError as bad_json:
-                    reason = f"not JSON: {bad_json.msg} at column {bad_json.colno}"
-                else:
-                    reason = "not JSON"
-                bad.append(QuarantinedLine(line_number=number, reason=reason, text=line))
-                continue
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "(record)"
             bad.append(
@@ -211,6 +247,10 @@ def parse_queue_text(text: str) -> tuple[list[JobRecord], list[QuarantinedLine]]
             continue
         if job.id in seen:
             bad.append(QuarantinedLine(line_number=number, reason=f"duplicate job id {job.id}", text=line))
+            continue
+        outside = _outside_paths(job, layout) if layout is not None else None
+        if outside is not None:
+            bad.append(QuarantinedLine(line_number=number, reason=f"path refused: {outside}", text=line))
             continue
         seen.add(job.id)
         jobs.append(job)
@@ -223,7 +263,7 @@ def read_queue(layout: Layout) -> tuple[list[JobRecord], list[QuarantinedLine]]:
         text = layout.queue_file.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return [], []
-    return parse_queue_text(text)
+    return parse_queue_text(text, layout)
 
 
 class Queue:
@@ -263,11 +303,13 @@ class Queue:
 class QueueStore:
     """The one way to change the queue: ``with store.locked() as queue: ...; queue.save()``."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, warn: Callable[[str], None] | None = None) -> None:
         self.layout = layout
+        self.warn = warn
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[Queue]:
+        self.layout.check_own_files()
         self.layout.ops_dir.mkdir(parents=True, exist_ok=True)
         with open(self.layout.lock_file, "a+") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
@@ -277,6 +319,10 @@ class QueueStore:
                 if bad:
                     self._quarantine(bad)
                     queue.save()
+                    if self.warn is not None:
+                        where = self.layout.rel_or_abs(self.layout.queue_quarantine)
+                        for b in bad:
+                            self.warn(f"batch-queue.jsonl line {b.line_number}: {b.reason}; moved to {where}")
                 yield queue
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)

@@ -18,6 +18,7 @@ from batch_ops.markdown import neutralise_workflow_commands
 from batch_ops.paths import Layout
 from batch_ops.phases import all_phases
 from batch_ops.providers.base import Provider
+from batch_ops.secrets import redact
 
 
 def add_repo_arg(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +60,13 @@ def add_mode_args(parser: argparse.ArgumentParser) -> None:
 
 
 def warn(message: str) -> None:
-    print(f"batch-ops: {neutralise_workflow_commands(message)}", file=sys.stderr)
+    print(f"batch-ops: {neutralise_workflow_commands(redact(message))}", file=sys.stderr)
+
+
+def say(message: str) -> None:
+    """A line for a person on stdout. On a runner stdout is a log too: text from tickets, models or
+    the provider inside ``message`` must not act as a workflow command."""
+    print(neutralise_workflow_commands(redact(message)))
 
 
 def emit_json(data: Any) -> None:

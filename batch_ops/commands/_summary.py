@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batch_ops.commands._common import emit_json
+from batch_ops.commands._common import emit_json, say
 from batch_ops.engine import RunSummary
 
 
@@ -21,14 +21,14 @@ def print_summary(summary: RunSummary, *, as_json: bool) -> None:
     ]
     for label, values in rows:
         if values:
-            print(f"{label}: {', '.join(values)}")
+            say(f"{label}: {', '.join(values)}")
     if summary.settled:
-        print("settled: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.settled.items())))
+        say("settled: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.settled.items())))
     if summary.requeued_items:
-        print(f"requeued for a follow-up batch: {summary.requeued_items} request(s)")
+        say(f"requeued for a follow-up batch: {summary.requeued_items} request(s)")
     if summary.ledger_lines:
-        print(f"ledger lines written: {summary.ledger_lines}")
+        say(f"ledger lines written: {summary.ledger_lines}")
     for note in summary.notes:
-        print(f"note: {note}")
+        say(f"note: {note}")
     if not any(v for _, v in rows) and not summary.settled and not summary.notes:
-        print("nothing to do")
+        say("nothing to do")

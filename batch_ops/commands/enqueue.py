@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from batch_ops.commands._common import add_json_arg, add_mode_args, add_repo_arg, emit_json, load, make_engine
+from batch_ops.commands._common import add_json_arg, add_mode_args, add_repo_arg, emit_json, load, make_engine, say
 from batch_ops.engine import RunSummary
 from batch_ops.phases import all_phases
 
@@ -43,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
             emit_json(summary)
         else:
             for job_id in summary.enqueued:
-                print(f"queued {job_id}")
+                say(f"queued {job_id}")
             for note in summary.skipped:
-                print(f"skipped {note}")
+                say(f"skipped {note}")
             for note in summary.notes:
-                print(f"note: {note}")
+                say(f"note: {note}")
     return 0

@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from batch_ops import budget
-from batch_ops.commands._common import add_json_arg, add_repo_arg, emit_json, load, warn
+from batch_ops.commands._common import add_json_arg, add_repo_arg, emit_json, load, say, warn
 from batch_ops.config import Config
 from batch_ops.engine import read_pause
 from batch_ops.ledger import read_summary
@@ -85,24 +85,24 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if data["paused"]:
         p = data["paused"]
-        print(f"PAUSED ({p['kind']}) since {p['since']}: {p['reason']}")
-        print("  nothing is submitted until `batch-ops resume` (run it once the cause is fixed)")
+        say(f"PAUSED ({p['kind']}) since {p['since']}: {p['reason']}")
+        say("  nothing is submitted until `batch-ops resume` (run it once the cause is fixed)")
     if not data["jobs"]:
-        print("no jobs")
+        say("no jobs")
     for job in data["jobs"]:
         settled = ", ".join(f"{k} {v}" for k, v in sorted(job["settled"].items())) or "-"
-        print(
+        say(
             f"{job['id']}  {job['phase']:<24} {job['model_alias']:<9} {job['mode']:<11} {job['status']:<10} "
             f"requests {job['requests']:<6} round {job['round']}  attempts {job['attempts']}  settled: {settled}"
         )
         if job["creates_in_doubt"]:
-            print(f"    {job['creates_in_doubt']} create(s) in doubt: the next submit looks for them before creating")
+            say(f"    {job['creates_in_doubt']} create(s) in doubt: the next submit looks for them before creating")
         if job["next_attempt_at"] and job["status"] not in ("completed", "failed"):
-            print(f"    next attempt at {job['next_attempt_at']}")
+            say(f"    next attempt at {job['next_attempt_at']}")
         if job["error"]:
-            print(f"    error: {job['error']}")
+            say(f"    error: {job['error']}")
     t = data["ledger"]
-    print(
+    say(
         f"ledger: {t['requests']} request(s), cost ${t['cost_usd']:.4f}, "
         f"interactive equivalent ${t['interactive_cost_usd']:.4f}, saved ${t['savings_usd']:.4f}"
     )

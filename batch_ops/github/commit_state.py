@@ -55,17 +55,23 @@ class MergeConflict(BatchOpsError):
 # ---- record-level merges (also the git merge drivers, via `batch-ops merge-state`)
 
 
+def _jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSONL file: split at "\n" only (a record may hold U+2028 or U+0085, which
+    ``str.splitlines()`` would cut at), a trailing "\r" dropped."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def _records(text: str) -> tuple[dict[str, dict[str, Any]], list[str], list[str]]:
     """(records by id, ids in file order, lines that are not records — kept, never dropped)."""
     records: dict[str, dict[str, Any]] = {}
     order: list[str] = []
     other: list[str] = []
-    for line in text.splitlines():
+    for line in _jsonl_lines(text):
         if not line.strip():
             continue
         try:
             data = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             other.append(line)
             continue
         job_id = data.get("id") if isinstance(data, dict) else None
@@ -125,10 +131,10 @@ def merge_queue_texts(base: str, current: str, other: str) -> str:
 
 def merge_ledger_texts(base: str, current: str, other: str) -> str:
     """The remote's lines, then the other side's appended lines not already present."""
-    base_lines = set(base.splitlines())
-    out = [line for line in current.splitlines() if line.strip()]
+    base_lines = set(_jsonl_lines(base))
+    out = [line for line in _jsonl_lines(current) if line.strip()]
     present = set(out)
-    for line in other.splitlines():
+    for line in _jsonl_lines(other):
         if line.strip() and line not in base_lines and line not in present:
             out.append(line)
             present.add(line)
@@ -176,11 +182,11 @@ def describe_change(git: Git, data_dir: str) -> Change:
                 change.failed.append(job.id)
             elif job.status == "queued" and old is not None:
                 change.requeued.append(job.id)
-    old_ledger = set((git.show(f"HEAD:{LEDGER_PATH}") or "").splitlines())
-    for line in (git.show(f":{LEDGER_PATH}") or "").splitlines():
+    old_ledger = set(_jsonl_lines(git.show(f"HEAD:{LEDGER_PATH}") or ""))
+    for line in _jsonl_lines(git.show(f":{LEDGER_PATH}") or ""):
         if line.strip() and line not in old_ledger:
             change.ledger_lines += 1
-            with contextlib.suppress(ValueError, AttributeError, TypeError):
+            with contextlib.suppress(ValueError, AttributeError, TypeError, RecursionError):
                 change.cost_usd += float(json.loads(line).get("cost_usd") or 0.0)
     status = git.out("diff", "--cached", "--name-status", "--no-renames", "-z", "--", STATE_DIR, data_dir)
     parts = status.split("\0")
@@ -209,10 +215,14 @@ def _n(count: int, word: str, plural: str | None = None) -> str:
     return f"{count} {word if count == 1 else (plural or word + 's')}"
 
 
+def _one_line(text: str) -> str:
+    return " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())[:200]
+
+
 def commit_message(change: Change, *, run_url: str | None = None, workflow: str | None = None) -> str:
     parts: list[str] = []
     if change.paused:
-        parts.append(f"queue paused ({change.paused})")
+        parts.append(f"queue paused ({_one_line(change.paused)})")
     if change.resumed:
         parts.append("queue resumed")
     if change.enqueued:
@@ -243,7 +253,9 @@ def commit_message(change: Change, *, run_url: str | None = None, workflow: str 
         ("Reports", change.reports),
     ):
         if ids:
-            body.append(f"{label}: {', '.join(ids)}")
+            # Job ids and file names come from hand-editable state: one line each, so that none can
+            # add a line (a "Co-authored-by:" trailer, say) to the bot's commit.
+            body.append(f"{label}: {', '.join(_one_line(i) for i in ids)}")
     if change.ledger_lines:
         body.append(f"Ledger: {_n(change.ledger_lines, 'line')} added, cost ${change.cost_usd:.4f}")
     if workflow:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from batch_ops.paths import Layout
+from batch_ops.paths import Layout, safe_file_name
 from batch_ops.phases.base import SettledResult
 from batch_ops.queue import atomic_write_text
 
@@ -19,7 +19,7 @@ def iter_settled(path: Path) -> Iterator[SettledResult]:
     """Stream a job's results file; a line that does not parse is skipped (the engine wrote it)."""
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for raw in fh:
             if raw.strip():
                 try:
@@ -96,9 +96,8 @@ def _job_fields(layout: Layout) -> list[_JobFields]:
 
 def write_report(layout: Layout, name: str, markdown: str, data: Any) -> str:
     """Write ``reports/{name}.md`` and its JSON twin atomically; returns the Markdown's repo path."""
-    md_path = layout.reports_dir / f"{name}.md"
+    md_path = layout.own_path(layout.reports_dir / f"{safe_file_name(name)}.md")
+    json_path = layout.own_path(layout.reports_dir / f"{safe_file_name(name)}.json")
     atomic_write_text(md_path, markdown.rstrip() + "\n")
-    atomic_write_text(
-        layout.reports_dir / f"{name}.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    )
+    atomic_write_text(json_path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return layout.rel(md_path)

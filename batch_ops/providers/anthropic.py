@@ -7,6 +7,7 @@ text is rebuilt from those parts so that headers and request bodies never reach 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -14,12 +15,14 @@ from typing import Any
 
 import anthropic
 import httpx2
+import pydantic
 from anthropic.types import Message
 from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
 
 from batch_ops.errors import BatchOpsError
 from batch_ops.ledger import TokenCounts, Usage
 from batch_ops.providers.base import (
+    MALFORMED,
     BatchInfo,
     BytesSink,
     ProviderCallError,
@@ -28,6 +31,7 @@ from batch_ops.providers.base import (
     ResultLine,
     compact_json_bytes,
 )
+from batch_ops.secrets import redact
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 # The SDK sends {"requests":[r1,r2,...]} encoded compact and without ASCII escapes (its
@@ -66,7 +70,18 @@ def _error_message(body: object) -> str:
 
 
 def translate(exc: Exception, what: str) -> ProviderCallError:
-    """Turn an SDK exception into a ProviderCallError that is safe to print."""
+    """Turn an SDK exception into a ProviderCallError that is safe to print.
+
+    Built from the status, the error type and the body's short message only (never ``str(exc)``,
+    the request or its headers); the message is redacted because a server may quote the key back.
+    """
+    err = _translate(exc, what)
+    err.message = redact(err.message)
+    err.args = (err.message,)
+    return err
+
+
+def _translate(exc: Exception, what: str) -> ProviderCallError:
     if isinstance(exc, anthropic.APITimeoutError):
         return ProviderCallError(f"{what}: timed out", timeout=True, connection=True)
     if isinstance(exc, anthropic.APIConnectionError):
@@ -257,6 +272,35 @@ def _body(requests: Sequence[bytes]) -> Iterator[bytes]:
     yield b"".join(pending)
 
 
+MAX_RESULT_LINE_CHARS = 8_000_000
+
+
+def _malformed(custom_id: object, number: int, why: str) -> ProviderResult:
+    cid = custom_id if isinstance(custom_id, str) else ""
+    return ProviderResult(
+        custom_id=cid, outcome="errored", error_type=MALFORMED, error_message=f"result line {number}: {why}"
+    )
+
+
+def result_from_line(line: str, number: int) -> ProviderResult:
+    """One line of a results stream, checked against the SDK's type; never raises."""
+    if len(line) > MAX_RESULT_LINE_CHARS:
+        return _malformed(None, number, f"longer than {MAX_RESULT_LINE_CHARS} characters")
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError):
+        return _malformed(None, number, "not JSON")
+    custom_id = data.get("custom_id") if isinstance(data, dict) else None
+    try:
+        item = MessageBatchIndividualResponse.model_validate(data)
+        return _from_item(item)
+    except (pydantic.ValidationError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+        where = ""
+        if isinstance(exc, pydantic.ValidationError) and exc.errors():
+            where = ": " + ".".join(str(p) for p in exc.errors()[0]["loc"])
+        return _malformed(custom_id, number, f"does not match the API's result shape{where}")
+
+
 class AnthropicProvider:
     name = "anthropic"
 
@@ -307,20 +351,44 @@ class AnthropicProvider:
         except anthropic.AnthropicError as exc:
             raise translate(exc, f"cancel {batch_id}") from None
 
-    def iter_results(self, batch_id: str) -> Iterator[ProviderResult]:
+    def iter_results(self, batch_id: str, *, results_url: str | None = None) -> Iterator[ProviderResult]:
+        """Stream and check each line on its own: one odd line must not cost the whole download.
+
+        The SDK's own decoder builds its types without validation and stops at the first line that
+        is not JSON, so the lines are read from the SDK's streaming response and validated here
+        against the SDK's ``MessageBatchIndividualResponse``. A line that does not fit becomes an
+        ``errored`` result of type ``malformed_result`` (retried if its custom_id is known).
+
+        With ``results_url`` (from the retrieve that saw the batch end) the stream is fetched
+        directly: the SDK's ``batches.results()`` would retrieve the batch again first.
+        """
         try:
-            stream = self._client.messages.batches.results(batch_id)
-            try:
-                for item in stream:
-                    yield _from_item(item)
-            finally:
-                stream.close()
+            if results_url:
+                streamed: Any = self._client.get(
+                    results_url,
+                    cast_to=httpx2.Response,
+                    stream=True,
+                    options={"headers": {"Accept": "application/binary"}},
+                )
+                opened: Any = contextlib.closing(streamed)
+            else:
+                opened = self._client.messages.batches.with_streaming_response.results(batch_id)
+            with opened as response:
+                number = 0
+                try:
+                    for line in response.iter_lines():
+                        number += 1
+                        if line.strip():
+                            yield result_from_line(line, number)
+                except anthropic.AnthropicError:
+                    raise
+                except Exception as exc:  # the transport broke off mid-stream (httpx errors and the like)
+                    raise ProviderCallError(
+                        f"results of {batch_id}: stream broke off after {number} line(s) ({type(exc).__name__})",
+                        connection=True,
+                    ) from None
         except anthropic.AnthropicError as exc:
             raise translate(exc, f"results of {batch_id}") from None
-        except (json.JSONDecodeError, ValueError) as exc:
-            raise ProviderCallError(
-                f"results of {batch_id}: malformed result line ({type(exc).__name__})"
-            ) from None
 
     def create_batch_json(self, requests: Sequence[bytes]) -> BatchInfo:
         try:

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from batch_ops.ledger import TokenCounts, Usage
 
 Outcome = Literal["succeeded", "errored", "expired", "canceled"]
+# error_type of an ``errored`` result made from a results line that did not fit the API's shape.
+MALFORMED = "malformed_result"
 
 
 class ProviderRequest(BaseModel):
@@ -129,8 +131,8 @@ class Provider(Protocol):
 
     def cancel_batch(self, batch_id: str) -> BatchInfo: ...
 
-    def iter_results(self, batch_id: str) -> Iterator[ProviderResult]:
-        """Stream results in whatever order the provider sends them."""
+    def iter_results(self, batch_id: str, *, results_url: str | None = None) -> Iterator[ProviderResult]:
+        """Stream results in whatever order the provider sends them (from ``results_url`` if given)."""
         ...
 
     def create_message(self, request: ProviderRequest) -> ProviderResult:

@@ -8,7 +8,16 @@ A scenario is JSON (every key optional)::
                   "invalid_every": 0, "expired_every": 0, "canceled_every": 0},
      "timeout_seconds": 3.0,
      "responses": [{"match": "substring", "text": "exact reply"}],
+     "result_lines": {"drop": ["custom_id"], "append": ["raw JSONL line"]},
+     "echo_credentials": false,
      "min_cacheable": {"model-id-prefix": 1024}}
+
+``echo_credentials: true`` makes every scripted error message quote the request's credentials (as
+a careless proxy might), to test that a client never repeats what a server echoes.
+
+``result_lines`` makes results streams wrong on purpose: requests named in ``drop`` get no result
+line, and every ``append`` string is sent as one extra line (verbatim: malformed JSON, a duplicate
+or someone else's ``custom_id``) after the real ones, in every batch created under the scenario.
 
 Endpoint lists are consumed one entry per call and the last entry repeats. Entries: ``ok``,
 ``NNN`` (status with the API's error body), ``NNN:S`` (plus ``retry-after: S``), ``timeout``
@@ -50,7 +59,8 @@ _STATUS_ERROR_TYPES = {
     529: "overloaded_error",
 }
 _STATUS_RE = re.compile(r"^([1-5][0-9]{2})(?::([0-9]+(?:\.[0-9]+)?))?$")
-_KEYS = frozenset({"endpoints", "requests", "timeout_seconds", "responses", "min_cacheable"})
+_KEYS = frozenset({"endpoints", "requests", "timeout_seconds", "responses", "min_cacheable", "result_lines",
+                   "echo_credentials"})
 _REQUEST_KEYS = ("errored_every", "invalid_every", "expired_every", "canceled_every")
 
 
@@ -88,6 +98,9 @@ class Scenario:
     timeout_seconds: float = 3.0
     responses: tuple[tuple[str, str], ...] = ()
     min_cacheable: Mapping[str, int] = field(default_factory=dict)
+    drop_results: frozenset[str] = frozenset()
+    append_results: tuple[str, ...] = ()
+    echo_credentials: bool = False
 
 
 def _parse_fault(endpoint: str, entry: Any) -> Fault:
@@ -171,7 +184,23 @@ def parse_scenario(raw: Any) -> Scenario:
         raise ScenarioError("min_cacheable must be an object")
     min_cacheable = {str(k): _non_negative_int(f"min_cacheable.{k}", v) for k, v in raw_min.items()}
 
+    raw_lines = raw.get("result_lines", {})
+    if not isinstance(raw_lines, dict) or set(raw_lines) - {"drop", "append"}:
+        raise ScenarioError('result_lines: expected {"drop": [custom_id, ...], "append": [line, ...]}')
+    drop = raw_lines.get("drop", [])
+    append = raw_lines.get("append", [])
+    for name, items in (("drop", drop), ("append", append)):
+        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+            raise ScenarioError(f"result_lines.{name}: expected a list of strings")
+
+    echo = raw.get("echo_credentials", False)
+    if not isinstance(echo, bool):
+        raise ScenarioError("echo_credentials: expected true or false")
+
     return Scenario(
+        echo_credentials=echo,
+        drop_results=frozenset(drop),
+        append_results=tuple(append),
         endpoints=endpoints,
         requests=RequestFaults(errored_type=errored_type, **counts),
         timeout_seconds=float(timeout),

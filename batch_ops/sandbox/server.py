@@ -331,6 +331,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "status":
             headers = {"retry-after": fault.retry_after} if fault.retry_after is not None else None
             message = f"sandbox fault: HTTP {fault.status}"
+            if self.app._scenario().echo_credentials:
+                sent = self.headers.get("x-api-key") or self.headers.get("Authorization", "")
+                message += f" (credentials sent: {sent})"
             self._send_error(fault.status, error_type_for(fault.status), message, headers)
             return
         if fault.kind == "timeout":

@@ -244,6 +244,8 @@ class Store:
         pending: list[bytes] = []
         pending_size = total = 0
         for i in order:
+            if batch.custom_ids[i] in batch.scenario.drop_results:
+                continue
             line = {"custom_id": batch.custom_ids[i], "result": self._result(batch, finished, i)}
             data = (json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
             pending.append(data)
@@ -252,6 +254,11 @@ class Store:
                 pieces.append(b"".join(pending))
                 total += pending_size
                 pending, pending_size = [], 0
+            yield data
+        for extra in batch.scenario.append_results:
+            data = (extra.rstrip("\n") + "\n").encode()
+            pending.append(data)
+            pending_size += len(data)
             yield data
         if pending:
             pieces.append(b"".join(pending))
