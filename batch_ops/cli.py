@@ -12,9 +12,11 @@ from batch_ops.commands import (
     config_cmd,
     cycle,
     demo,
+    duplicates,
     enqueue,
     merge_state,
     reconcile,
+    report,
     resume,
     retry,
     sandbox_cmd,
@@ -42,6 +44,8 @@ COMMANDS = (
     alert,
     commit_state,
     merge_state,
+    report,
+    duplicates,
 )
 
 

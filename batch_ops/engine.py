@@ -1,55 +1,137 @@
 """The job state machine: enqueue, submit, reconcile (poll, download, settle, follow up, apply).
 
-Crash safety comes from the order of writes, each of them atomic:
+Crash safety comes from the order of writes, each of them atomic (temp file, fsync, rename):
 
-* submit records its intent (a ``BatchRef`` in state ``creating`` and a create-attempt count)
-  before every ``create`` call; a ref left in doubt by a crash or a timeout is matched against the
-  provider's list of batches (newest first, by creation time and request count) and adopted
-  before anything is created again, because the API has no idempotency key.
-* reconcile downloads a batch's results to a temp file and renames it, then writes the settled
-  file, then marks the ledger append in progress, appends, and marks the batch settled. A crash
-  in between repeats the step; the ledger append skips lines that are already there.
+* Before a batch is created, the ids of its requests go to ``results/JOB/rR-cC.ids`` and a
+  ``BatchRef`` in state ``creating`` goes to the queue. Before every ``create`` call the ref is
+  marked in doubt (``doubt="unanswered"``, with the time) and saved: from then on a batch may exist
+  that the queue does not name. The API has no idempotency key, so a ref in doubt is matched
+  against the provider's list of batches (newest first, by creation time and request count, never
+  one that a job already owns) and adopted before anything is created again. A timeout or a
+  dropped connection leaves the provider possibly still creating the batch, so an empty search is
+  trusted only after ``adopt_grace_seconds``; an error status was an answer, so one search is enough.
+* Reconcile downloads a batch's results to a temp file and renames it, writes the settled and
+  retry files, marks the ledger append in progress, appends, and marks the batch settled. A crash
+  in between repeats the step; the ledger append then skips the lines already there.
+* A round ends when every batch of it is settled: its unsettled requests (errored other than
+  invalid, expired, canceled, or without a result) go to ``round-N.ids`` and a follow-up batch of
+  the same job, until ``maxRetries`` follow-ups; then they fail with their history.
+
+``crashpoint(label)`` marks the instants the crash test kills the process at (``CRASH_POINTS``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
+import math
+import os
+import re
 import shutil
+import signal
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from batch_ops import budget, interactive, jobplan
 from batch_ops.backlog import BacklogScan, scan_backlog
-from batch_ops.config import Config
+from batch_ops.config import Config, ModelPrice
 from batch_ops.errors import BatchOpsError, PolicyRefusal, StateError
 from batch_ops.ledger import LedgerLine, append_lines, keys_for_batch, price_usage
 from batch_ops.paths import Layout, safe_file_name
 from batch_ops.phases.base import ItemMeta, OutputError, Phase, PhaseContext, PlannedItem, SettledResult
 from batch_ops.phases.io import iter_settled
 from batch_ops.policy import (
+    PAUSE_AUTH,
+    PAUSE_OUTAGE,
     AuthStop,
     DeadlineReached,
     OutageError,
     PersistentFailure,
+    QueuePaused,
+    RunHealth,
     call_with_retry,
     settle_outcome,
 )
-from batch_ops.providers.base import MALFORMED, BatchInfo, Provider, ProviderRequest, ProviderResult
-from batch_ops.queue import BatchRef, JobRecord, Queue, QueueStore, atomic_write_text, iso, utcnow
+from batch_ops.providers.base import (
+    MALFORMED,
+    BatchInfo,
+    Provider,
+    ProviderCallError,
+    ProviderRequest,
+    ProviderResult,
+)
+from batch_ops.queue import BatchRef, CreateDoubt, JobRecord, Queue, QueueStore, atomic_write_text, iso, utcnow
 from batch_ops.triage import triage
 
+# The API's limits per batch. 256 MB is taken as decimal megabytes: the smaller reading is safe
+# whichever one the API means.
 MAX_BATCH_REQUESTS = 100_000
-MAX_BATCH_BYTES = 256 * 1024 * 1024
-# Room for the {"requests": [...]} wrapper so the body sent stays under the API's limit.
-_BODY_OVERHEAD = 64
+MAX_BATCH_BYTES = 256 * 1000 * 1000
 # How far before our recorded intent a provider's created_at may fall and still be ours (clock skew).
 ADOPT_SKEW = dt.timedelta(seconds=120)
+# How long after a create that got no answer its batch may still appear in the list.
+ADOPT_GRACE_SECONDS = 60.0
+ADOPT_POLL_SECONDS = 2.0
+CUSTOM_ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
+# Operator and test knobs, read when an Engine is built (the CLI builds one per command).
+ENV_MAX_BATCH_REQUESTS = "BATCH_OPS_MAX_BATCH_REQUESTS"
+ENV_MAX_BATCH_BYTES = "BATCH_OPS_MAX_BATCH_BYTES"
+ENV_ADOPT_GRACE = "BATCH_OPS_ADOPT_GRACE"
+ENV_CRASH_AT = "BATCH_OPS_CRASH_AT"
+
+# Every instant ``crashpoint`` marks, in the order a job passes them.
+CRASH_POINTS: tuple[str, ...] = (
+    "submit.ids-written",
+    "submit.ref-saved",
+    "submit.intent-saved",
+    "submit.created",
+    "submit.recorded",
+    "submit.doubt-cleared",
+    "reconcile.polled",
+    "reconcile.downloading",
+    "reconcile.downloaded-file",
+    "reconcile.downloaded",
+    "reconcile.settled-files",
+    "reconcile.ledger-marked",
+    "reconcile.ledger-appended",
+    "reconcile.settled",
+    "reconcile.next-round",
+    "finish.results-written",
+    "finish.applied",
+    "finish.closed",
+)
+_crash_hits: dict[str, int] = {}
+
+# Prefixes of a failed request's error, one per kind of failure, so the job's error can group them.
+FAIL_REJECTED = "rejected at creation"
+FAIL_INVALID = "invalid request"
+FAIL_GAVE_UP = "gave up"
+FAIL_ANSWER = "unusable answer"
+
+
+def crashpoint(label: str) -> None:
+    """Test hook: with ``BATCH_OPS_CRASH_AT=label:n`` the n-th pass here kills the process (SIGKILL).
+
+    A no-op unless the variable is set. It is how the crash test stops a real run at a chosen
+    instant; nothing is faked, the process simply dies there.
+    """
+    spec = os.environ.get(ENV_CRASH_AT)
+    if not spec:
+        return
+    name, _, nth = spec.rpartition(":") if ":" in spec else (spec, ":", "1")
+    if name != label:
+        return
+    _crash_hits[label] = _crash_hits.get(label, 0) + 1
+    if _crash_hits[label] == int(nth or "1"):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class PauseState(BaseModel):
@@ -71,13 +153,20 @@ class RunSummary(BaseModel):
     reports: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     skipped: list[str] = Field(default_factory=list)
+    refused: list[str] = Field(default_factory=list)  # jobs the policy kept back (exit 2)
 
 
-@dataclass
-class _Chunk:
-    index: int
-    lines: list[str] = field(default_factory=list)  # raw payload lines of this chunk
-    size: int = 0
+@dataclass(frozen=True)
+class PlanItem:
+    """What chunking needs to know of one request."""
+
+    custom_id: str
+    size: int  # bytes it adds to the create body actually sent
+    prefix: str | None  # cache-prefix key: requests that share one stay in one batch
+
+
+class _PayloadProblem(Exception):
+    """A payload that cannot be sent as it is; the operator has to fix it."""
 
 
 def read_pause(layout: Layout) -> PauseState | None:
@@ -103,41 +192,113 @@ def clear_pause(layout: Layout) -> bool:
         return False
 
 
-def _payload_items(path: Path) -> Iterator[tuple[str, str]]:
-    """(custom_id, raw line) for each request of a payload file, streamed.
+def cache_prefix_key(params: dict[str, Any]) -> str | None:
+    """A key shared by requests whose cached prompt prefix is the same; None if nothing is cached.
 
-    A payload is batch-ops' own file, but it is committed and can be edited or damaged by hand:
-    anything unusable is a StateError naming the file and the line.
+    The cache covers tools, then system, then messages, up to the last ``cache_control``
+    breakpoint (all of it with a top-level ``cache_control``), for one model.
     """
-    number = 0
+    blocks: list[Any] = [("tool", t) for t in params.get("tools") or []]
+    system = params.get("system")
+    if isinstance(system, str):
+        blocks.append(("system", {"type": "text", "text": system}))
+    elif isinstance(system, list):
+        blocks.extend(("system", b) for b in system)
+    for message in params.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        role = message.get("role") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            blocks.extend((role, b) for b in content)
+        else:
+            blocks.append((role, {"type": "text", "text": content}))
+    if params.get("cache_control"):
+        last = len(blocks) - 1
+    else:
+        marked = [i for i, (_, b) in enumerate(blocks) if isinstance(b, dict) and b.get("cache_control")]
+        if not marked:
+            return None
+        last = marked[-1]
+    canonical = json.dumps([params.get("model"), blocks[: last + 1]], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
+
+
+def plan_chunks(items: Iterable[PlanItem], max_requests: int, max_bytes: int) -> list[list[PlanItem]]:
+    """Split requests into batches of at most ``max_requests`` and ``max_bytes`` (body included).
+
+    Requests that share a cache prefix are kept together: they are grouped (in order of first
+    appearance, payload order inside a group) and a group only starts a new batch when it does not
+    fit in the current one; a group bigger than a whole batch is split where it must be. Requests
+    without a cached prefix keep payload order. ``max_bytes`` counts the requests' bytes only: the
+    caller subtracts the body's envelope.
+    """
+    groups: dict[str, list[PlanItem]] = {}
+    order: list[list[PlanItem]] = []
+    for item in items:
+        if item.size > max_bytes:
+            raise _PayloadProblem(
+                f"request {item.custom_id} is {item.size} bytes, more than a whole batch may hold ({max_bytes})"
+            )
+        if item.prefix is None:
+            order.append([item])
+            continue
+        group = groups.get(item.prefix)
+        if group is None:
+            group = groups[item.prefix] = []
+            order.append(group)
+        group.append(item)
+    chunks: list[list[PlanItem]] = []
+    current: list[PlanItem] = []
+    size = 0
+    for group in order:
+        group_size = sum(i.size for i in group)
+        if current and (len(current) + len(group) > max_requests or size + group_size > max_bytes):
+            chunks.append(current)
+            current, size = [], 0
+        for item in group:
+            if current and (len(current) >= max_requests or size + item.size > max_bytes):
+                chunks.append(current)
+                current, size = [], 0
+            current.append(item)
+            size += item.size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
     try:
-        with open(path, encoding="utf-8") as fh:
-            for number, raw in enumerate(fh, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    data = json.loads(raw)
-                except (ValueError, RecursionError):
-                    raise StateError(f"{path.name}: line {number}: not JSON") from None
-                if (
-                    not isinstance(data, dict)
-                    or not isinstance(data.get("custom_id"), str)
-                    or not isinstance(data.get("params"), dict)
-                ):
-                    raise StateError(f"{path.name}: line {number}: needs a custom_id string and a params object")
-                yield data["custom_id"], raw.rstrip("\n")
-    except FileNotFoundError:
-        raise StateError(f"payload {path.name} is missing") from None
-    except UnicodeDecodeError:
-        raise StateError(f"{path.name}: line {number + 1}: not UTF-8") from None
-    except OSError as exc:
-        raise StateError(f"payload {path.name} cannot be read: {exc.strerror or type(exc).__name__}") from None
+        value = float(raw)
+    except ValueError:
+        raise StateError(f"{name}={raw!r} is not a number") from None
+    if value < 0 or math.isnan(value):
+        raise StateError(f"{name}={raw!r} must not be negative")
+    return value
 
 
-def _request_json(raw_line: str) -> str:
-    """The JSON actually sent for one request: the payload line without our ``meta``."""
-    data = json.loads(raw_line)
-    return json.dumps({"custom_id": data["custom_id"], "params": data["params"]}, separators=(",", ":"))
+def _iso_ceil(epoch: float) -> str:
+    """An ISO time no earlier than ``epoch`` (iso() drops fractions, which would be too early)."""
+    return iso(dt.datetime.fromtimestamp(math.ceil(epoch), tz=dt.UTC))
+
+
+def _doubt_after(err: ProviderCallError) -> CreateDoubt | None:
+    """What a failed create says about whether it made a batch."""
+    if err.status is None:
+        return "unanswered"  # timeout or dropped connection: the provider may still be working on it
+    if err.status in (408, 502, 504):
+        return "unanswered"  # a proxy gave up on the API, which may still be creating the batch
+    if 400 <= err.status < 500:
+        return None  # refused before anything was created
+    return "answered"  # the API's own 5xx or 529, or a success whose body did not parse
+
+
+def _describe(result: ProviderResult) -> str:
+    if result.outcome == "errored":
+        text = f"errored ({result.error_type or 'unknown error'})"
+        return text + (f": {result.error_message}" if result.error_message else "")
+    return result.outcome + (f": {result.error_message}" if result.error_message else "")
 
 
 class Engine:
@@ -149,21 +310,38 @@ class Engine:
         provider_factory: Callable[[], Provider] | None = None,
         *,
         deadline: float | None = None,
-        max_batch_requests: int = MAX_BATCH_REQUESTS,
-        max_batch_bytes: int = MAX_BATCH_BYTES,
+        max_batch_requests: int | None = None,
+        max_batch_bytes: int | None = None,
+        adopt_grace_seconds: float | None = None,
+        adopt_poll_seconds: float = ADOPT_POLL_SECONDS,
         warn: Callable[[str], None] = lambda _msg: None,
     ) -> None:
+        """``deadline`` is a ``time.monotonic()`` value: past it, waits stop and work stays queued.
+
+        The limits default to the API's (or ``BATCH_OPS_MAX_BATCH_REQUESTS`` / ``_BYTES``) and are
+        never allowed above them; ``adopt_grace_seconds`` defaults to ``BATCH_OPS_ADOPT_GRACE`` or 60.
+        """
         self.layout = layout
         self.config = config
         self.phases = phases
         self._provider_factory = provider_factory
         self._provider: Provider | None = None
         self.deadline = deadline
-        self.max_batch_requests = max_batch_requests
-        self.max_batch_bytes = max_batch_bytes
+        requests = max_batch_requests or int(_env_number(ENV_MAX_BATCH_REQUESTS, MAX_BATCH_REQUESTS))
+        size = max_batch_bytes or int(_env_number(ENV_MAX_BATCH_BYTES, MAX_BATCH_BYTES))
+        self.max_batch_requests = max(1, min(requests, MAX_BATCH_REQUESTS))
+        self.max_batch_bytes = max(1, min(size, MAX_BATCH_BYTES))
+        self.adopt_grace = (
+            adopt_grace_seconds
+            if adopt_grace_seconds is not None
+            else _env_number(ENV_ADOPT_GRACE, ADOPT_GRACE_SECONDS)
+        )
+        # Look often enough to adopt soon after the batch shows up, rarely enough not to hammer.
+        self.adopt_poll = max(min(adopt_poll_seconds, self.adopt_grace / 5), 0.05)
         self.warn = warn
         self.store = QueueStore(layout, warn)
         self._scan: BacklogScan | None = None
+        self.health = RunHealth()
 
     # -- shared -------------------------------------------------------------------------------
 
@@ -189,7 +367,7 @@ class Engine:
         )
 
     def _call(self, fn: Callable[[], Any]) -> Any:
-        return call_with_retry(fn, self.config.policy.retry_policy, deadline=self.deadline)
+        return call_with_retry(fn, self.config.policy.retry_policy, deadline=self.deadline, health=self.health)
 
     def check_phase_allowed(self, phase: str) -> None:
         policy = self.config.policy
@@ -204,14 +382,20 @@ class Engine:
 
     # -- enqueue ------------------------------------------------------------------------------
 
-    def enqueue(self, phase_names: list[str], summary: RunSummary) -> None:
+    def enqueue(
+        self, phase_names: list[str], summary: RunSummary, *, mode: jobplan.ModeChoice = "auto"
+    ) -> None:
+        """Queue a job per phase and alias. A job the budget refuses is not written; the others are,
+        and the refusals are raised together at the end (PolicyRefusal, exit 2)."""
         for name in phase_names:
             self.check_phase_allowed(name)
         ctx = self.context()
+        refusals: list[str] = []
         with self.store.locked() as queue:
             for name in phase_names:
                 phase = self.phases[name]
                 covered = self._covered_items(queue, name)
+                fresh: list[tuple[str, list[PlannedItem]]] = []
                 for planned in phase.plan(ctx):
                     items = [
                         it for it in planned.items if (it.custom_id, it.meta.content_hash) not in covered
@@ -219,8 +403,34 @@ class Engine:
                     if not items:
                         summary.skipped.append(f"{name}/{planned.model_alias}: nothing new to send")
                         continue
-                    job = self._new_job(queue, phase, planned.model_alias, items)
+                    fresh.append((planned.model_alias, items))
+                job_mode = jobplan.choose_mode(sum(len(items) for _, items in fresh), self.config, mode)
+                for alias, items in fresh:
+                    try:
+                        plan = self._plan_job(queue, phase, alias, items, job_mode)
+                    except PolicyRefusal as exc:
+                        refusals.append(str(exc))
+                        continue
+                    job = self._new_job(queue, phase, alias, items, plan)
                     summary.enqueued.append(job.id)
+                    summary.notes.append(self._plan_note(job))
+        if refusals:
+            raise PolicyRefusal("; ".join(refusals))
+
+    def _plan_job(
+        self, queue: Queue, phase: Phase, alias: str, items: list[PlannedItem], mode: jobplan.Mode
+    ) -> jobplan.JobPlan:
+        plan = jobplan.prepare(self.config, queue.jobs, alias, items, mode)
+        current = budget.state(self.config, self.layout, queue.jobs)
+        budget.check(current, plan.estimate_usd, f"the {phase.name}/{alias} job ({len(items)} request(s), {mode})")
+        return plan
+
+    @staticmethod
+    def _plan_note(job: JobRecord) -> str:
+        cache = job.cache
+        caching = f"caching {cache.ttl}" if cache is not None and cache.enabled else "no caching"
+        why = f" ({cache.reason})" if cache is not None else ""
+        return f"{job.id}: {job.phase}/{job.model_alias}, {job.request_count} request(s), {job.mode}, {caching}{why}"
 
     def _covered_items(self, queue: Queue, phase: str) -> set[tuple[str, str | None]]:
         """Requests already in a live or completed job of this phase, keyed with the ticket's hash."""
@@ -235,13 +445,15 @@ class Engine:
                         if raw.strip():
                             data = json.loads(raw)
                             covered.add((data["custom_id"], (data.get("meta") or {}).get("content_hash")))
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, BatchOpsError) as exc:
                 self.warn(
                     f"job {job.id}: payload unreadable ({type(exc).__name__}); not used for de-duplication"
                 )
         return covered
 
-    def _new_job(self, queue: Queue, phase: Phase, alias: str, items: list[PlannedItem]) -> JobRecord:
+    def _new_job(
+        self, queue: Queue, phase: Phase, alias: str, items: list[PlannedItem], plan: jobplan.JobPlan | None = None
+    ) -> JobRecord:
         now = utcnow()
         job_id = queue.next_job_id(now)
         payload = self.layout.own_path(self.layout.payloads_dir / f"{safe_file_name(job_id)}.jsonl")
@@ -269,6 +481,10 @@ class Engine:
             updated_at=iso(now),
             request_count=len(items),
         )
+        if plan is not None:
+            job.mode = plan.mode
+            job.cache = plan.cache
+            job.estimated_cost_usd = plan.estimate_usd
         queue.add(job)
         queue.save()
         return job
@@ -276,170 +492,379 @@ class Engine:
     # -- submit -------------------------------------------------------------------------------
 
     def submit(self, summary: RunSummary) -> None:
+        """Send queued jobs within the policy. Raises QueuePaused (exit 3/4) while the queue is paused."""
         pause = read_pause(self.layout)
         if pause is not None:
-            summary.notes.append(f"queue paused ({pause.kind}): {pause.reason}; nothing submitted")
-            return
+            summary.notes.append("queue paused: nothing submitted")
+            raise QueuePaused(
+                pause.kind,
+                f"queue paused ({pause.kind}) since {pause.since}: {pause.reason} "
+                "— nothing is submitted until `batch-ops resume`",
+            )
+        if not self.config.policy.enabled:
+            raise PolicyRefusal("llmOps.batchPolicy.enabled is false: batch work is switched off; nothing submitted")
         with self.store.locked() as queue:
             self._submit_locked(queue, summary)
+            self._run_interactive(queue, summary)
+
+    def _ordered(self, queue: Queue) -> list[JobRecord]:
+        return sorted(queue.jobs, key=lambda j: (j.created_at, j.id))
 
     def _in_flight(self, queue: Queue) -> int:
         return sum(len(job.in_flight()) for job in queue.jobs)
 
     def _submit_locked(self, queue: Queue, summary: RunSummary) -> None:
-        now = utcnow()
-        for job in sorted(queue.jobs, key=lambda j: (j.created_at, j.id)):
-            if job.terminal or job.mode != "batch":
-                continue
-            if job.next_attempt_at and job.next_attempt_at > iso(now):
-                continue
-            if job.phase not in self.config.policy.eligible_phases or not self.config.policy.enabled:
-                summary.notes.append(f"{job.id}: phase {job.phase} is not eligible now; left queued")
-                continue
-            try:
-                self._submit_job(queue, job, summary)
-            except StateError as exc:
-                # The payload cannot be sent as it is: fail this job, keep going with the others.
-                if job.status != "failed":
-                    job.transition(
-                        "failed", error=f"payload unusable: {exc}. Fix it, then run `batch-ops retry {job.id}`"
+        policy = self.config.policy
+        job: JobRecord | None = None
+        try:
+            self._resolve_doubts(queue, summary)
+            for job in self._ordered(queue):
+                if job.terminal or job.mode != "batch" or job.round_submitted:
+                    continue
+                if job.next_attempt_at and job.next_attempt_at > iso(utcnow()):
+                    summary.notes.append(f"{job.id}: waiting until {job.next_attempt_at} to try again")
+                    continue
+                if job.phase not in policy.eligible_phases:
+                    summary.refused.append(job.id)
+                    summary.notes.append(
+                        f"{job.id}: refused: phase {job.phase!r} is not in llmOps.batchPolicy.eligiblePhases "
+                        f"({', '.join(policy.eligible_phases) or 'none'}); the job stays queued"
                     )
-                queue.save()
-                summary.failed_jobs.append(job.id)
-                self.warn(f"{job.id}: payload unusable: {exc}")
-                continue
-            except DeadlineReached as exc:
-                job.next_attempt_at = iso(utcnow())
-                job.error = str(exc)
+                    continue
+                self._submit_job(queue, job, summary)
+        except DeadlineReached as exc:
+            if job is not None and not job.terminal:
+                job.next_attempt_at = _iso_ceil(exc.retry_at)
+                job.error = f"not submitted yet: {exc}"
                 job.touch()
                 queue.save()
-                summary.notes.append(f"{job.id}: {exc}")
-                return
+            summary.notes.append(f"{job.id if job else 'submit'}: {exc}; the next run picks it up")
 
-    def _round_source(self, job: JobRecord, rnd: int) -> tuple[Path, set[str] | None]:
-        payload = self.layout.resolve_ops_path(job.payload_path)
-        if rnd == 1:
-            return payload, None
-        ids_path = self._job_dir(job) / f"round-{rnd}.ids"
+    def _resolve_doubts(self, queue: Queue, summary: RunSummary) -> None:
+        """Settle every create left in doubt (crash, timeout) before anything new is created.
+
+        Oldest intent first, so that when two refs could match one batch the older claims it.
+        """
+        pending = [
+            (ref, job)
+            for job in queue.jobs
+            if not job.terminal
+            for ref in job.batches
+            if ref.status == "creating" and ref.doubt is not None
+        ]
+        pending.sort(key=lambda p: (p[0].intent_at, p[1].id, p[0].round, p[0].chunk))
+        for ref, job in pending:
+            try:
+                found: BatchInfo | None = self._call(functools.partial(self._resolve_doubt, queue, ref))
+            except (AuthStop, OutageError) as exc:
+                self._pause_for(exc)
+                queue.save()
+                raise
+            except DeadlineReached as exc:
+                job.next_attempt_at = _iso_ceil(exc.retry_at)
+                job.touch()
+                queue.save()
+                raise
+            if found is not None:
+                self._record_created(queue, job, ref, found, adopted=True, summary=summary)
+
+    def _resolve_doubt(self, queue: Queue, ref: BatchRef) -> BatchInfo | None:
+        """The batch an earlier create of ``ref`` made, or None once it is sure there is none."""
+        if ref.doubt is None:
+            return None
+        found = self._adopt(queue, ref)
+        if found is not None:
+            return found
+        if ref.doubt == "unanswered":
+            since = ref.last_failure_at or ref.last_create_at or time.time()
+            until = since + self.adopt_grace
+            while (now := time.time()) < until:
+                step = min(self.adopt_poll, until - now)
+                if self.deadline is not None and time.monotonic() + step > self.deadline:
+                    raise DeadlineReached(
+                        "a create got no answer and its batch may still appear in the list; "
+                        f"looking again after {_iso_ceil(until)} before creating anything",
+                        retry_at=until,
+                    )
+                time.sleep(step)
+                found = self._adopt(queue, ref)
+                if found is not None:
+                    return found
+        ref.doubt = None  # nothing appeared: that create made no batch, so creating again is safe
+        queue.save()
+        crashpoint("submit.doubt-cleared")
+        return None
+
+    def _adopt(self, queue: Queue, ref: BatchRef) -> BatchInfo | None:
+        """Find a batch that a timed-out or interrupted create made, so it is not created twice."""
+        owned = {b.id for j in queue.jobs for b in (*j.batches, *j.previous_batches) if b.id}
+        # Only the latest create can be in doubt (each earlier one was settled before the next
+        # began), so the search starts there, less the clock skew.
+        if ref.last_create_at is not None:
+            since = dt.datetime.fromtimestamp(ref.last_create_at, tz=dt.UTC)
+        else:
+            since = dt.datetime.strptime(ref.intent_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        candidates: list[BatchInfo] = []
+        for info in self.provider.list_batches():
+            created = info.created_at if info.created_at.tzinfo else info.created_at.replace(tzinfo=dt.UTC)
+            if created < since - ADOPT_SKEW:
+                break  # newest first: everything further is older still
+            if info.id not in owned and info.request_count == ref.request_count:
+                candidates.append(info)
+        if not candidates:
+            return None
+
+        # Ours was created right after the call began: prefer a match from then on, the closest
+        # first; one from the skew allowance before it only if there is no such match.
+        def distance(info: BatchInfo) -> tuple[bool, float]:
+            created = info.created_at if info.created_at.tzinfo else info.created_at.replace(tzinfo=dt.UTC)
+            gap = (created - since).total_seconds()
+            return gap < -1.0, abs(gap)
+
+        return min(candidates, key=distance)
+
+    def _submit_job(self, queue: Queue, job: JobRecord, summary: RunSummary) -> None:
+        rnd = job.round
+        cap = self.config.policy.max_concurrent_batch_jobs
         try:
-            return payload, set(ids_path.read_text(encoding="utf-8", errors="replace").split())
-        except FileNotFoundError:
-            where = self.layout.rel_or_abs(ids_path)
-            raise StateError(f"round {rnd} of {job.id} has no list of requests ({where})") from None
+            waiting = sorted(
+                (b for b in job.batches if b.round == rnd and b.status == "creating"), key=lambda b: b.chunk
+            )
+            for ref in waiting:  # intents recorded by an earlier run: their ids are fixed already
+                self._create_batch(queue, job, ref, summary)
+            for ids in self._plan_round(job, rnd):
+                if self._in_flight(queue) >= cap:
+                    summary.notes.append(f"{job.id}: waiting for a slot (maxConcurrentBatchJobs={cap})")
+                    return
+                ref = self._new_ref(queue, job, rnd, ids)
+                self._create_batch(queue, job, ref, summary)
+        except _PayloadProblem as exc:
+            self._fail_payload(queue, job, str(exc), summary)
+            return
+        job.round_submitted = True
+        job.touch()
+        queue.save()
+        # A round the provider refused entirely has nothing in flight: settle it now.
+        self._advance(queue, job, summary)
+
+    def _fail_payload(self, queue: Queue, job: JobRecord, problem: str, summary: RunSummary) -> None:
+        if any(b.status in ("creating", "in_progress", "ended", "downloaded") for b in job.batches):
+            summary.notes.append(f"{job.id}: {problem}; left as it is while its other batches are in flight")
+            return
+        job.transition(
+            "failed",
+            error=(
+                f"the payload cannot be sent: {problem}. Fix {job.payload_path} (or the tickets it came "
+                f"from), then run `batch-ops retry {job.id}` (allowed once)"
+            ),
+        )
+        queue.save()
+        summary.failed_jobs.append(job.id)
+
+    # -- the requests of a round ----------------------------------------------------------------
 
     def _job_dir(self, job: JobRecord) -> Path:
         return self.layout.own_path(self.layout.results_dir / safe_file_name(job.id))
 
-    def _chunks(self, job: JobRecord, rnd: int) -> Iterator[_Chunk]:
-        """Split a round's requests under the request-count and byte limits, in payload order."""
-        payload, subset = self._round_source(job, rnd)
-        chunk = _Chunk(index=0)
-        for cid, raw in _payload_items(payload):
-            if subset is not None and cid not in subset:
-                continue
-            size = len(_request_json(raw).encode("utf-8")) + 1
-            if chunk.lines and (
-                len(chunk.lines) >= self.max_batch_requests
-                or chunk.size + size + _BODY_OVERHEAD > self.max_batch_bytes
-            ):
-                yield chunk
-                chunk = _Chunk(index=chunk.index + 1)
-            chunk.lines.append(raw)
-            chunk.size += size
-        if chunk.lines:
-            yield chunk
+    def _ref_file(self, job: JobRecord, ref: BatchRef, suffix: str) -> Path:
+        # Named by round and chunk, not batch id: a ref has its files before it has an id.
+        return self._job_dir(job) / f"r{ref.round}-c{ref.chunk}.{suffix}"
 
-    def _submit_job(self, queue: Queue, job: JobRecord, summary: RunSummary) -> None:
-        rnd = job.round
-        refs = {b.chunk: b for b in job.batches if b.round == rnd}
-        for chunk in self._chunks(job, rnd):
-            ref = refs.get(chunk.index)
-            if ref is not None and ref.status != "creating":
-                continue
-            if ref is None and self._in_flight(queue) >= self.config.policy.max_concurrent_batch_jobs:
-                cap = self.config.policy.max_concurrent_batch_jobs
-                summary.notes.append(f"{job.id}: waiting for a slot (maxConcurrentBatchJobs={cap})")
-                return
-            if ref is None:
-                ref = BatchRef(
-                    round=rnd, chunk=chunk.index, request_count=len(chunk.lines), intent_at=iso(utcnow())
-                )
-                job.batches.append(ref)
-                queue.save()
-            self._create_batch(queue, job, ref, chunk, summary)
-            if job.status == "failed":
-                return
-        job.round_submitted = True
+    def _payload_lines(self, job: JobRecord) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(custom_id, record) per request, streamed and checked: a bad line is a _PayloadProblem."""
+        path = self.layout.resolve_ops_path(job.payload_path)
+        seen: set[str] = set()
+        if not path.is_file():
+            raise _PayloadProblem(f"{job.payload_path} is missing")
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for number, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                where = f"{job.payload_path} line {number}"
+                try:
+                    data = json.loads(raw)
+                except ValueError as exc:
+                    raise _PayloadProblem(f"{where} is not JSON ({exc})") from None
+                except RecursionError:
+                    raise _PayloadProblem(f"{where} is not JSON (nested too deeply)") from None
+                cid = data.get("custom_id") if isinstance(data, dict) else None
+                if not isinstance(cid, str) or not CUSTOM_ID_RE.fullmatch(cid):
+                    raise _PayloadProblem(f"{where}: custom_id {cid!r} does not match ^[a-zA-Z0-9_-]{{1,64}}$")
+                if cid in seen:
+                    raise _PayloadProblem(f"{where}: custom_id {cid} appears twice")
+                if not isinstance(data.get("params"), dict):
+                    raise _PayloadProblem(f"{where}: params must be an object")
+                seen.add(cid)
+                yield cid, data
+
+    def _round_ids(self, job: JobRecord, rnd: int) -> set[str] | None:
+        """The custom_ids of a follow-up round; None for round 1 (the whole payload)."""
+        if rnd == 1:
+            return None
+        path = self._job_dir(job) / f"round-{rnd}.ids"
+        try:
+            return set(path.read_text(encoding="utf-8").split())
+        except FileNotFoundError:
+            raise StateError(f"job {job.id}: {self.layout.rel_or_abs(path)} is missing") from None
+
+    def _ref_ids(self, job: JobRecord, ref: BatchRef) -> list[str]:
+        path = self._ref_file(job, ref, "ids")
+        try:
+            return path.read_text(encoding="utf-8").split()
+        except FileNotFoundError:
+            raise StateError(f"job {job.id}: {self.layout.rel_or_abs(path)} is missing") from None
+
+    def _plan_round(self, job: JobRecord, rnd: int) -> list[list[str]]:
+        """The batches still to create for this round: its requests not yet in one of its batches."""
+        wanted = self._round_ids(job, rnd)
+        taken: set[str] = set()
+        for ref in job.batches:
+            if ref.round == rnd:
+                taken.update(self._ref_ids(job, ref))
+        provider = self.provider
+        items = [
+            PlanItem(
+                custom_id=cid,
+                size=provider.request_bytes(ProviderRequest(custom_id=cid, params=data["params"])),
+                prefix=cache_prefix_key(data["params"]),
+            )
+            for cid, data in self._payload_lines(job)
+            if (wanted is None or cid in wanted) and cid not in taken
+        ]
+        budget = self.max_batch_bytes - provider.envelope_bytes()
+        return [[i.custom_id for i in chunk] for chunk in plan_chunks(items, self.max_batch_requests, budget)]
+
+    def _new_ref(self, queue: Queue, job: JobRecord, rnd: int, ids: list[str]) -> BatchRef:
+        chunk = max((b.chunk for b in job.batches if b.round == rnd), default=-1) + 1
+        ref = BatchRef(round=rnd, chunk=chunk, request_count=len(ids), intent_at=iso(utcnow()))
+        atomic_write_text(self._ref_file(job, ref, "ids"), "".join(c + "\n" for c in ids))
+        crashpoint("submit.ids-written")
+        job.batches.append(ref)
         job.touch()
         queue.save()
+        crashpoint("submit.ref-saved")
+        return ref
 
-    def _create_batch(
-        self, queue: Queue, job: JobRecord, ref: BatchRef, chunk: _Chunk, summary: RunSummary
-    ) -> None:
-        requests = [ProviderRequest.model_validate_json(_request_json(raw)) for raw in chunk.lines]
+    def _requests_for(self, job: JobRecord, ids: list[str]) -> list[ProviderRequest]:
+        wanted = set(ids)
+        found = {
+            cid: ProviderRequest(custom_id=cid, params=data["params"])
+            for cid, data in self._payload_lines(job)
+            if cid in wanted
+        }
+        missing = [c for c in ids if c not in found]
+        if missing:
+            raise _PayloadProblem(f"{job.payload_path} no longer holds {', '.join(missing[:5])}")
+        return [found[c] for c in ids]
+
+    def _metas_for(self, job: JobRecord, ids: Iterable[str]) -> dict[str, ItemMeta]:
+        wanted = set(ids)
+        out = {cid: ItemMeta() for cid in wanted}
+        try:
+            for cid, data in self._payload_lines(job):
+                if cid in wanted:
+                    try:
+                        out[cid] = ItemMeta.model_validate(data.get("meta") or {})
+                    except ValueError:
+                        self.warn(f"{job.id}: {job.payload_path}: meta of {cid} is not an object; ignored")
+        except _PayloadProblem as exc:
+            # Results are still settled; they only lose the ticket they came from.
+            self.warn(f"{job.id}: {exc}")
+        return out
+
+    # -- create ---------------------------------------------------------------------------------
+
+    def _create_batch(self, queue: Queue, job: JobRecord, ref: BatchRef, summary: RunSummary) -> None:
+        requests = self._requests_for(job, self._ref_ids(job, ref))
 
         def attempt() -> tuple[BatchInfo, bool]:
-            if ref.create_attempts > 0:
-                found = self._adopt(queue, ref)
-                if found is not None:
-                    return found, True
+            # Before every create, a create that may have worked is looked for first.
+            found = self._resolve_doubt(queue, ref)
+            if found is not None:
+                return found, True
             ref.create_attempts += 1
-            queue.save()  # durable intent: a crash after this line means "maybe created"
-            return self.provider.create_batch(requests), False
+            job.attempts += 1
+            ref.doubt = "unanswered"
+            ref.last_create_at = time.time()
+            ref.last_failure_at = None
+            job.touch()
+            queue.save()  # durable intent: from here on a batch may exist that the queue does not name
+            crashpoint("submit.intent-saved")
+            try:
+                info = self.provider.create_batch(requests)
+            except ProviderCallError as exc:
+                ref.doubt = _doubt_after(exc)
+                ref.last_failure_at = time.time()
+                queue.save()
+                raise
+            crashpoint("submit.created")
+            return info, False
 
         try:
             info, adopted = self._call(attempt)
         except PersistentFailure as exc:
-            job.batches.remove(ref)
-            job.transition(
-                "failed",
-                error=(
-                    f"the provider rejected the payload: {exc}. "
-                    f"Fix {job.payload_path}, then run `batch-ops retry {job.id}`"
-                ),
-            )
-            queue.save()
-            summary.failed_jobs.append(job.id)
+            self._reject(queue, job, ref, exc, summary)
             return
-        except AuthStop as exc:
-            write_pause(self.layout, "auth-billing", str(exc))
+        except (AuthStop, OutageError) as exc:
+            self._pause_for(exc)
             queue.save()
             raise
-        except OutageError as exc:
-            write_pause(self.layout, "outage", str(exc))
-            queue.save()
-            raise
+        self._record_created(queue, job, ref, info, adopted=adopted, summary=summary)
+
+    def _record_created(
+        self, queue: Queue, job: JobRecord, ref: BatchRef, info: BatchInfo, *, adopted: bool, summary: RunSummary
+    ) -> None:
         ref.id = info.id
         ref.status = "ended" if info.status == "ended" else "in_progress"
+        ref.doubt = None
         ref.submitted_at = iso(utcnow())
-        if job.status in ("queued",):
+        if job.status == "queued":
             job.transition("submitted")
-        job.attempts += 1
         job.next_attempt_at = None
         job.error = None
         job.touch()
         queue.save()
+        crashpoint("submit.recorded")
         (summary.adopted_batches if adopted else summary.submitted_batches).append(info.id)
 
-    def _adopt(self, queue: Queue, ref: BatchRef) -> BatchInfo | None:
-        """Find a batch that a timed-out or interrupted create made, so it is not created twice."""
-        owned = {b.id for j in queue.jobs for b in j.batches if b.id}
-        intent = dt.datetime.strptime(ref.intent_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-        candidates: list[BatchInfo] = []
-        for info in self.provider.list_batches():
-            created = info.created_at if info.created_at.tzinfo else info.created_at.replace(tzinfo=dt.UTC)
-            if created < intent - ADOPT_SKEW:
-                break  # newest first: everything further is older still
-            if info.id not in owned and info.request_count == ref.request_count:
-                candidates.append(info)
-        # The oldest unowned match belongs to the oldest intent in doubt.
-        return min(candidates, key=lambda i: i.created_at) if candidates else None
+    def _reject(
+        self, queue: Queue, job: JobRecord, ref: BatchRef, exc: PersistentFailure, summary: RunSummary
+    ) -> None:
+        """The provider refused this batch: its requests settle as failed, unprocessed (no ledger line)."""
+        ids = self._ref_ids(job, ref)
+        metas = self._metas_for(job, ids)
+        error = f"{FAIL_REJECTED}: {exc}"
+        lines = [
+            SettledResult(
+                custom_id=cid, status="failed", meta=metas[cid], error=error, attempts=ref.round
+            ).model_dump_json()
+            + "\n"
+            for cid in ids
+        ]
+        atomic_write_text(self._ref_file(job, ref, "settled.jsonl"), "".join(lines))
+        atomic_write_text(self._ref_file(job, ref, "retry.jsonl"), "")
+        ref.status = "rejected"
+        ref.doubt = None
+        ref.error = str(exc)
+        job.settled["failed"] = job.settled.get("failed", 0) + len(ids)
+        job.touch()
+        queue.save()
+        summary.settled["failed"] = summary.settled.get("failed", 0) + len(ids)
+        summary.notes.append(f"{job.id}: the provider rejected a batch of {len(ids)} request(s): {exc}")
+
+    def _pause_for(self, exc: AuthStop | OutageError) -> None:
+        kind = PAUSE_AUTH if isinstance(exc, AuthStop) else PAUSE_OUTAGE
+        current = read_pause(self.layout)
+        # The first reason stays (its "since" is when trouble began), unless auth follows an outage:
+        # no amount of waiting fixes a key, so that is what the operator must see.
+        if current is None or (kind == PAUSE_AUTH and current.kind != PAUSE_AUTH):
+            write_pause(self.layout, kind, str(exc))
 
     # -- reconcile ----------------------------------------------------------------------------
 
     def reconcile(self, summary: RunSummary) -> None:
         with self.store.locked() as queue:
-            for job in sorted(queue.jobs, key=lambda j: (j.created_at, j.id)):
+            for job in self._ordered(queue):
                 if job.terminal or not job.batches:
                     continue
                 try:
@@ -450,79 +875,67 @@ class Engine:
                     summary.notes.append(f"{job.id}: cannot reconcile: {exc}")
                     continue
                 except (OutageError, AuthStop) as exc:
-                    write_pause(
-                        self.layout, "outage" if isinstance(exc, OutageError) else "auth-billing", str(exc)
-                    )
+                    self._pause_for(exc)
                     queue.save()
                     raise
                 except DeadlineReached as exc:
-                    summary.notes.append(f"{job.id}: {exc}")
+                    summary.notes.append(f"{job.id}: {exc}; the next run picks it up")
                     return
-            if read_pause(self.layout) is None:
-                # Follow-up rounds created while settling go out in the same run.
+            pause = read_pause(self.layout)
+            if pause is not None:
+                summary.notes.append(f"queue paused ({pause.kind}): follow-up batches wait for `batch-ops resume`")
+            elif not self.config.policy.enabled:
+                summary.notes.append("llmOps.batchPolicy.enabled is false: follow-up batches are not sent")
+            else:
+                # Follow-up rounds created while settling go out in the same run, and slots that
+                # ended batches freed are filled with jobs waiting for one (maxConcurrentBatchJobs).
                 self._submit_locked(queue, summary)
+                self._run_interactive(queue, summary)
+
+    def _run_interactive(self, queue: Queue, summary: RunSummary) -> None:
+        """Jobs in mode "interactive" go through the Messages API (interactive.py), then settle here."""
+        interactive.run_jobs(self, queue, summary)
 
     def _reconcile_job(self, queue: Queue, job: JobRecord, summary: RunSummary) -> None:
         for ref in job.batches:
             if ref.status == "in_progress" and ref.id:
-                batch_id = ref.id
-                info: BatchInfo = self._call(functools.partial(self.provider.retrieve_batch, batch_id))
-                ref.counts = info.counts
-                if info.status == "ended":
-                    ref.status = "ended"
-                    ref.ended_at = iso(info.ended_at or utcnow())
-                    summary.ended_batches.append(batch_id)
-                elif job.status == "submitted":
-                    job.transition("running")
-                queue.save()
+                self._poll(queue, job, ref, summary)
             if ref.status == "ended":
                 self._download(queue, job, ref)
-            if ref.status == "downloaded":
+            if ref.status in ("downloaded", "lost"):
                 self._settle(queue, job, ref, summary)
-        rnd = job.round
-        current = [b for b in job.batches if b.round == rnd]
-        if not job.round_submitted or not current or any(b.status != "settled" for b in current):
+        self._advance(queue, job, summary)
+
+    def _poll(self, queue: Queue, job: JobRecord, ref: BatchRef, summary: RunSummary) -> None:
+        assert ref.id is not None
+        try:
+            info: BatchInfo = self._call(functools.partial(self.provider.retrieve_batch, ref.id))
+        except PersistentFailure as exc:
+            self._lose(queue, job, ref, exc)
             return
-        retry_ids: list[str] = []
-        for ref in current:
-            retry_path = self._retry_file(job, ref)
-            if retry_path.exists():
-                retry_ids.extend(retry_path.read_text(encoding="utf-8").split())
-        if retry_ids:
-            ids_path = self._job_dir(job) / f"round-{rnd + 1}.ids"
-            atomic_write_text(ids_path, "\n".join(sorted(set(retry_ids))) + "\n")
-            job.round = rnd + 1
-            job.round_submitted = False
-            job.transition("queued")
-            queue.save()
-            summary.requeued_items += len(set(retry_ids))
-            return
-        self._finish(queue, job, summary)
+        ref.counts = info.counts
+        if info.status == "ended":
+            ref.status = "ended"
+            ref.ended_at = iso(info.ended_at or utcnow())
+            summary.ended_batches.append(ref.id)
+        elif job.status == "submitted":
+            job.transition("running")
+        job.touch()
+        queue.save()
+        crashpoint("reconcile.polled")
 
-    def _batch_file(self, job: JobRecord, ref: BatchRef, suffix: str) -> Path:
-        return self._job_dir(job) / f"{safe_file_name(ref.id or 'none')}.{suffix}"
-
-    def _retry_file(self, job: JobRecord, ref: BatchRef) -> Path:
-        return self._batch_file(job, ref, "retry")
-
-    def _expected_ids(self, job: JobRecord, ref: BatchRef) -> dict[str, ItemMeta]:
-        for chunk in self._chunks(job, ref.round):
-            if chunk.index == ref.chunk:
-                out: dict[str, ItemMeta] = {}
-                for raw in chunk.lines:
-                    data = json.loads(raw)
-                    try:
-                        out[str(data["custom_id"])] = ItemMeta.model_validate(data.get("meta") or {})
-                    except ValueError:
-                        cid = data["custom_id"]
-                        raise StateError(f"{job.payload_path}: meta of {cid!r} is not an object") from None
-                return out
-        return {}
+    def _lose(self, queue: Queue, job: JobRecord, ref: BatchRef, exc: PersistentFailure) -> None:
+        """The provider no longer has the batch (deleted, 404): its requests count as without a result."""
+        self.warn(f"{job.id}: batch {ref.id} is gone ({exc}); its requests are retried or failed")
+        ref.status = "lost"
+        ref.error = str(exc)
+        job.touch()
+        queue.save()
 
     def _download(self, queue: Queue, job: JobRecord, ref: BatchRef) -> None:
         assert ref.id is not None
         batch_id = ref.id
-        target = self._batch_file(job, ref, "results.jsonl")
+        target = self._ref_file(job, ref, "results.jsonl")
         tmp = target.with_name(target.name + ".part")
         target.parent.mkdir(parents=True, exist_ok=True)
 
@@ -532,13 +945,48 @@ class Engine:
                 for result in self.provider.iter_results(batch_id):
                     fh.write(result.model_dump_json() + "\n")
                     n += 1
+                    if n == 1:
+                        crashpoint("reconcile.downloading")
             return n
 
-        self._call(fetch)
+        try:
+            self._call(fetch)
+        except PersistentFailure as exc:
+            self._lose(queue, job, ref, exc)
+            return
         tmp.replace(target)
+        crashpoint("reconcile.downloaded-file")
         ref.status = "downloaded"
         job.touch()
         queue.save()
+        crashpoint("reconcile.downloaded")
+
+    def _history(self, job: JobRecord, rnd: int) -> dict[str, list[str]]:
+        """custom_id -> what happened to it in the rounds before ``rnd``."""
+        out: dict[str, list[str]] = {}
+        for ref in job.batches:
+            if ref.round == rnd - 1:
+                for entry in self._read_retry(job, ref):
+                    out[entry["custom_id"]] = list(entry.get("history") or [])
+        return out
+
+    def _read_retry(self, job: JobRecord, ref: BatchRef) -> list[dict[str, Any]]:
+        path = self._ref_file(job, ref, "retry.jsonl")
+        if not path.exists():
+            return []
+        entries: list[dict[str, Any]] = []
+        # "\n" only: a history entry may hold U+2028 from an error message, and splitlines() cuts there.
+        for line in path.read_text(encoding="utf-8", errors="replace").split("\n"):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except (ValueError, RecursionError):
+                self.warn(f"{job.id}: {self.layout.rel_or_abs(path)}: a line is unreadable; skipped")
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("custom_id"), str):
+                entries.append(entry)
+        return entries
 
     def _settle(self, queue: Queue, job: JobRecord, ref: BatchRef, summary: RunSummary) -> None:
         phase = self.phases.get(job.phase)
@@ -546,13 +994,29 @@ class Engine:
             raise StateError(f"job {job.id}: unknown phase {job.phase!r}")
         price = self.config.price(job.model_alias)
         max_retries = self.config.policy.retry_policy.max_retries
-        expected = self._expected_ids(job, ref)
+        ids = self._ref_ids(job, ref)
+        expected = self._metas_for(job, ids)
+        history = self._history(job, ref.round)
+        can_retry = ref.round <= max_retries
+        where = ref.id or f"round {ref.round}"
         seen: set[str] = set()
         settled_lines: list[str] = []
-        retry_ids: list[str] = []
+        retry_lines: list[str] = []
         ledger: list[LedgerLine] = []
         counts: dict[str, int] = {}
         stamp = iso(utcnow())
+
+        def settle_one(result: ProviderResult, verdict: str, what: str) -> None:
+            cid = result.custom_id
+            past = [*history.get(cid, []), f"attempt {ref.round} ({where}): {what}"]
+            if verdict == "retry" and can_retry:
+                retry_lines.append(json.dumps({"custom_id": cid, "history": past}, ensure_ascii=False) + "\n")
+                return
+            settled = self._settled(phase, ref, expected[cid], result, verdict, past)
+            counts[settled.status] = counts.get(settled.status, 0) + 1
+            settled_lines.append(settled.model_dump_json() + "\n")
+            ledger.append(self._ledger_line(job, ref, expected[cid], result, settled, price, stamp))
+
         rejected: dict[str, int] = {}
 
         def reject(kind: str, message: str) -> None:
@@ -560,120 +1024,90 @@ class Engine:
             self.warn(f"{job.id}/{ref.id}: {message}")
 
         owners: dict[str, str] | None = None
-        with open(self._batch_file(job, ref, "results.jsonl"), encoding="utf-8", errors="replace") as fh:
-            for number, raw in enumerate(fh, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    result = ProviderResult.model_validate_json(raw)
-                except ValueError:
-                    reject("unreadable", f"results line {number} is unreadable; ignored")
-                    continue
-                cid = result.custom_id
-                if result.error_type == MALFORMED:
-                    reject("malformed", f"{result.error_message or 'malformed result line'}; not applied")
-                    if cid not in expected or cid in seen:
+        results_path = self._ref_file(job, ref, "results.jsonl")
+        if ref.status == "downloaded":
+            # Every line is checked before anything of it is applied: a line the file cannot give,
+            # a malformed result, another job's or an unknown custom_id, a duplicate.
+            with open(results_path, encoding="utf-8", errors="replace") as fh:
+                for number, raw in enumerate(fh, start=1):
+                    if not raw.strip():
                         continue
-                if cid not in expected:
-                    if owners is None:
-                        owners = self._custom_id_owners(queue, job, ref)
-                    owner = owners.get(cid)
-                    if owner is None:
-                        reject("unknown", f"result for unknown custom_id {cid!r} ignored")
-                    else:
-                        reject("foreign", f"result for {cid!r} belongs to {owner}; not applied")
-                    continue
-                if cid in seen:
-                    reject("duplicate", f"duplicate result for {cid!r} ignored")
-                    continue
-                seen.add(cid)
-                verdict = settle_outcome(result.outcome, result.error_type)
-                if verdict == "retry" and ref.round <= max_retries:
-                    retry_ids.append(cid)
-                    continue
-                settled = self._settled(phase, job, ref, expected[cid], result, verdict)
-                counts[settled.status] = counts.get(settled.status, 0) + 1
-                settled_lines.append(settled.model_dump_json() + "\n")
-                cost = price_usage(result.usage, price, "batch")
-                ledger.append(
-                    LedgerLine(
-                        timestamp=stamp,
-                        workflow=job.workflow,
-                        phase=job.phase,
-                        job_id=job.id,
-                        batch_id=ref.id,
-                        custom_id=cid,
-                        ticket_id=expected[cid].ticket_id,
-                        provider=job.provider,
-                        model_alias=job.model_alias,
-                        model=result.model or price.model,
-                        mode="batch",
-                        input_tokens=result.usage.input_tokens,
-                        output_tokens=result.usage.output_tokens,
-                        cache_creation_input_tokens=result.usage.cache_creation_input_tokens,
-                        cache_read_input_tokens=result.usage.cache_read_input_tokens,
-                        status=settled.status,
-                        attempts=ref.round,
-                        error=settled.error,
-                        **cost.model_dump(),
-                    )
-                )
-        missing = [cid for cid in expected if cid not in seen]
-        for cid in missing:
-            if ref.round <= max_retries:
-                retry_ids.append(cid)
-            else:
-                result = ProviderResult(custom_id=cid, outcome="expired", error_message="no result returned")
-                settled = self._settled(phase, job, ref, expected[cid], result, "failed")
-                counts["failed"] = counts.get("failed", 0) + 1
-                settled_lines.append(settled.model_dump_json() + "\n")
-        if missing:
-            self.warn(f"{job.id}/{ref.id}: {len(missing)} request(s) had no result line")
+                    try:
+                        result = ProviderResult.model_validate_json(raw)
+                    except ValueError:
+                        reject("unreadable", f"results line {number} is unreadable; ignored")
+                        continue
+                    cid = result.custom_id
+                    if result.error_type == MALFORMED:
+                        reject("malformed", f"{result.error_message or 'malformed result line'}; not applied")
+                        if cid not in expected or cid in seen:
+                            continue
+                    if cid not in expected:
+                        if owners is None:
+                            owners = self._custom_id_owners(queue, job)
+                        owner = owners.get(cid)
+                        if owner is None:
+                            reject("unknown", f"result for unknown custom_id {cid!r} ignored")
+                        else:
+                            reject("foreign", f"result for {cid!r} belongs to {owner}; not applied")
+                        continue
+                    if cid in seen:
+                        reject("duplicate", f"duplicate result for {cid!r} ignored")
+                        continue
+                    seen.add(cid)
+                    settle_one(result, settle_outcome(result.outcome, result.error_type), _describe(result))
         if rejected:
             shown = ", ".join(f"{kind} {n}" for kind, n in sorted(rejected.items()))
             summary.notes.append(f"{job.id}/{ref.id}: result lines rejected, not applied ({shown})")
-        atomic_write_text(self._batch_file(job, ref, "settled.jsonl"), "".join(settled_lines))
-        atomic_write_text(self._retry_file(job, ref), "".join(c + "\n" for c in retry_ids))
+        missing = [cid for cid in ids if cid not in seen]
+        if missing and ref.status == "downloaded":
+            self.warn(f"{job.id}/{ref.id}: {len(missing)} request(s) had no result line")
+        for cid in missing:
+            gone = ProviderResult(custom_id=cid, outcome="expired", error_message="no result returned")
+            settle_one(gone, "retry", f"no result ({ref.error})" if ref.status == "lost" else "no result returned")
+        atomic_write_text(self._ref_file(job, ref, "settled.jsonl"), "".join(settled_lines))
+        atomic_write_text(self._ref_file(job, ref, "retry.jsonl"), "".join(retry_lines))
+        crashpoint("reconcile.settled-files")
         # Crash window: lines may be in the ledger before the ref says so; skip what is there.
         if ref.ledger_state == "appending":
             present = keys_for_batch(self.layout.ledger_file, job.id, ref.id)
             ledger = [line for line in ledger if line.custom_id not in present]
         ref.ledger_state = "appending"
         queue.save()
+        crashpoint("reconcile.ledger-marked")
         summary.ledger_lines += append_lines(self.layout.ledger_file, ledger)
+        crashpoint("reconcile.ledger-appended")
         ref.ledger_state = "done"
         ref.status = "settled"
         for key, n in counts.items():
             job.settled[key] = job.settled.get(key, 0) + n
             summary.settled[key] = summary.settled.get(key, 0) + n
-        if retry_ids:
-            summary.settled["retry"] = summary.settled.get("retry", 0) + len(retry_ids)
+        if retry_lines:
+            summary.settled["retry"] = summary.settled.get("retry", 0) + len(retry_lines)
         job.touch()
         queue.save()
+        crashpoint("reconcile.settled")
 
-    def _custom_id_owners(self, queue: Queue, job: JobRecord, ref: BatchRef) -> dict[str, str]:
+    def _custom_id_owners(self, queue: Queue, job: JobRecord) -> dict[str, str]:
         """custom_id -> who else expects it: another batch of this job, or another job."""
         owners: dict[str, str] = {}
         for other in queue.jobs:
             try:
-                path = self.layout.resolve_ops_path(other.payload_path)
-                for cid, _raw in _payload_items(path):
-                    if other.id == job.id:
-                        owners.setdefault(cid, f"another batch of job {job.id}")
-                    else:
-                        owners.setdefault(cid, f"job {other.id}")
-            except (OSError, ValueError, KeyError, BatchOpsError):
+                who = f"another batch of job {job.id}" if other.id == job.id else f"job {other.id}"
+                for cid, _data in self._payload_lines(other):
+                    owners.setdefault(cid, who)
+            except (_PayloadProblem, OSError, BatchOpsError):
                 continue
         return owners
 
     def _settled(
         self,
         phase: Phase,
-        job: JobRecord,
         ref: BatchRef,
         meta: ItemMeta,
         result: ProviderResult,
         verdict: str,
+        history: list[str],
     ) -> SettledResult:
         base: dict[str, Any] = {
             "custom_id": result.custom_id,
@@ -685,58 +1119,200 @@ class Engine:
         }
         if verdict == "succeeded":
             if result.stop_reason == "max_tokens":
-                return SettledResult(
-                    status="failed", error="answer cut off at max_tokens: not applied", **base
-                )
+                return SettledResult(status="failed", error=f"{FAIL_ANSWER}: answer cut off at max_tokens", **base)
             try:
                 output = phase.parse_output(result.text or "")
             except OutputError as exc:
-                return SettledResult(status="failed", error=str(exc), **base)
+                return SettledResult(status="failed", error=f"{FAIL_ANSWER}: {exc}", **base)
             return SettledResult(status="succeeded", output=output, **base)
-        detail = result.error_type or result.outcome
-        message = f"{result.outcome}: {detail}" + (
-            f": {result.error_message}" if result.error_message else ""
+        if verdict == "failed":
+            message = f"{FAIL_INVALID}: {_describe(result)}"
+            if len(history) > 1:
+                message += " (history: " + "; ".join(history) + ")"
+            return SettledResult(status="failed", error=message, **base)
+        return SettledResult(
+            status="failed", error=f"{FAIL_GAVE_UP} after {ref.round} attempt(s): " + "; ".join(history), **base
         )
-        if ref.round > 1:
-            message += f" (after {ref.round} attempts)"
-        return SettledResult(status="failed", error=message, **base)
+
+    def _ledger_line(
+        self,
+        job: JobRecord,
+        ref: BatchRef,
+        meta: ItemMeta,
+        result: ProviderResult,
+        settled: SettledResult,
+        price: ModelPrice,
+        stamp: str,
+    ) -> LedgerLine:
+        cost = price_usage(result.usage, price, job.mode)
+        return LedgerLine(
+            timestamp=stamp,
+            workflow=job.workflow,
+            phase=job.phase,
+            job_id=job.id,
+            batch_id=ref.id,
+            custom_id=result.custom_id,
+            ticket_id=meta.ticket_id,
+            provider=job.provider,
+            model_alias=job.model_alias,
+            model=result.model or price.model,
+            mode=job.mode,
+            input_tokens=result.usage.input_tokens,
+            output_tokens=result.usage.output_tokens,
+            cache_creation_input_tokens=result.usage.cache_creation_input_tokens,
+            cache_read_input_tokens=result.usage.cache_read_input_tokens,
+            status=settled.status,
+            attempts=ref.round,
+            error=settled.error,
+            **cost.model_dump(),
+        )
+
+    def _advance(self, queue: Queue, job: JobRecord, summary: RunSummary) -> None:
+        """When every batch of the round is settled: send the unsettled requests again, or finish."""
+        rnd = job.round
+        current = [b for b in job.batches if b.round == rnd]
+        if not job.round_submitted or not current or any(b.status not in ("settled", "rejected") for b in current):
+            return
+        retry_ids: list[str] = []
+        for ref in current:
+            retry_ids.extend(entry["custom_id"] for entry in self._read_retry(job, ref))
+        if retry_ids:
+            unique = list(dict.fromkeys(retry_ids))
+            atomic_write_text(self._job_dir(job) / f"round-{rnd + 1}.ids", "".join(c + "\n" for c in unique))
+            crashpoint("reconcile.next-round")
+            job.round = rnd + 1
+            job.round_submitted = False
+            job.transition("queued")
+            queue.save()
+            summary.requeued_items += len(unique)
+            return
+        self._finish(queue, job, summary)
 
     def _finish(self, queue: Queue, job: JobRecord, summary: RunSummary) -> None:
         """Every request settled: merge the results, apply them, and close the job."""
         lines: list[str] = []
         for ref in job.batches:
-            path = self._batch_file(job, ref, "settled.jsonl")
+            path = self._ref_file(job, ref, "settled.jsonl")
             if path.exists():
                 # "\n" only: splitlines() would also cut at a U+2028 inside a model's answer.
                 lines.extend(line + "\n" for line in path.read_text(encoding="utf-8").split("\n") if line)
         result_path = self.layout.own_path(self.layout.results_dir / f"{safe_file_name(job.id)}.jsonl")
         atomic_write_text(result_path, "".join(lines))
+        crashpoint("finish.results-written")
         job.result_path = self.layout.rel(result_path)
         queue.save()
         phase = self.phases[job.phase]
         applied = phase.apply(self.context(), job.id, iter_settled(result_path))
+        crashpoint("finish.applied")
+        if phase.edits_tickets:
+            self._scan = None  # tickets were rewritten: later applies in this run must read them again
         if applied.report_path:
             job.report_path = applied.report_path
             summary.reports.append(applied.report_path)
         failed = [r for r in iter_settled(result_path) if r.status == "failed"]
-        if failed and len(failed) == job.request_count:
-            job.transition("failed", error=self._failure_text(failed))
+        if failed and len(failed) >= job.request_count:
+            job.transition("failed", error=self._failure_text(job, failed, job_failed=True))
             summary.failed_jobs.append(job.id)
         else:
-            job.transition("completed", error=self._failure_text(failed) if failed else None)
+            job.transition("completed", error=self._failure_text(job, failed, job_failed=False) if failed else None)
             summary.completed_jobs.append(job.id)
         queue.save()
+        crashpoint("finish.closed")
         # The merged results file is the record; per-batch working files would only bloat the repository.
         shutil.rmtree(self._job_dir(job), ignore_errors=True)
 
     @staticmethod
-    def _failure_text(failed: list[SettledResult]) -> str:
-        shown = "; ".join(f"{r.custom_id}: {r.error}" for r in failed[:10])
-        more = f"; and {len(failed) - 10} more" if len(failed) > 10 else ""
-        return (
-            f"{len(failed)} request(s) failed: {shown}{more}. Fix the tickets or the payload, "
-            "then run `batch-ops retry JOB`"
-        )
+    def _failure_text(job: JobRecord, failed: list[SettledResult], *, job_failed: bool) -> str:
+        """What happened, to which requests, and what to fix: one paragraph for the queue and alerts."""
+        kinds = {
+            FAIL_REJECTED: "the provider refused the batch, so these were never processed: fix the payload",
+            FAIL_INVALID: "the provider found the request invalid: fix the ticket or the phase's request",
+            FAIL_GAVE_UP: "transient failures outlasted retryPolicy.maxRetries: check the provider's status",
+            FAIL_ANSWER: "the answer did not fit the phase's schema: check the prompt or the model",
+        }
+        groups: dict[str, list[SettledResult]] = {}
+        for res in failed:
+            kind = next((k for k in kinds if (res.error or "").startswith(k)), "other")
+            groups.setdefault(kind, []).append(res)
+        parts: list[str] = []
+        for kind, items in groups.items():
+            shown = "; ".join(
+                f"{r.custom_id}" + (f" [{r.meta.ticket_id}]" if r.meta.ticket_id else "") + f": {r.error}"
+                for r in items[:5]
+            )
+            more = f"; and {len(items) - 5} more" if len(items) > 5 else ""
+            advice = kinds.get(kind, "see the error")
+            parts.append(f"{len(items)} {kind} ({advice}): {shown}{more}")
+        total = job.request_count or len(failed)
+        if job_failed:
+            action = f"fix what is named above, then run `batch-ops retry {job.id}` (allowed once)"
+        else:
+            action = (
+                "fix what is named above; a changed ticket is sent again by the next `batch-ops enqueue`, "
+                f"or `batch-ops retry {job.id}` sends the failed requests again as a new job (once)"
+            )
+        return f"{len(failed)} of {total} request(s) failed. " + " | ".join(parts) + f". What to do: {action}"
+
+    # -- operator retry -------------------------------------------------------------------------
+
+    def retry_job(self, job_id: str) -> str:
+        """Re-queue a failed job once (after the operator fixed its payload); returns what was done.
+
+        A completed job whose requests partly failed gets a new job of just those requests instead,
+        so the settled ones are neither sent nor paid for twice.
+        """
+        with self.store.locked() as queue:
+            job = queue.get(job_id)
+            if job.retried_by_operator:
+                raise PolicyRefusal(f"{job.id} was already retried once; fix the tickets and enqueue them again")
+            if job.status == "failed":
+                count = sum(1 for _ in self._checked_payload(job))
+                shutil.rmtree(self._job_dir(job), ignore_errors=True)
+                job.previous_batches.extend(job.batches)
+                job.batches = []
+                job.round = 1
+                job.round_submitted = False
+                job.settled = {}
+                job.result_path = None
+                job.next_attempt_at = None
+                job.request_count = count
+                job.retried_by_operator = True
+                job.transition("queued")
+                job.error = None
+                queue.save()
+                return f"re-queued {job.id} ({count} request(s)); `batch-ops submit` sends it"
+            if job.status == "completed" and job.result_path:
+                failed = {
+                    r.custom_id
+                    for r in iter_settled(self.layout.resolve_ops_path(job.result_path))
+                    if r.status == "failed"
+                }
+                if not failed:
+                    raise PolicyRefusal(f"{job.id} completed without failed requests: nothing to retry")
+                records = [data for cid, data in self._checked_payload(job) if cid in failed]
+                items = [
+                    PlannedItem(
+                        custom_id=d["custom_id"], params=d["params"], meta=ItemMeta.model_validate(d.get("meta") or {})
+                    )
+                    for d in records
+                ]
+                phase = self.phases.get(job.phase)
+                if phase is None:
+                    raise StateError(f"job {job.id}: unknown phase {job.phase!r}")
+                new = self._new_job(queue, phase, job.model_alias, items)
+                job.retried_by_operator = True
+                job.touch()
+                queue.save()
+                return (
+                    f"queued {new.id} with the {len(items)} failed request(s) of {job.id}; `batch-ops submit` sends it"
+                )
+            raise PolicyRefusal(f"{job.id} is {job.status}: only a failed job (or failed requests) can be retried")
+
+    def _checked_payload(self, job: JobRecord) -> list[tuple[str, dict[str, Any]]]:
+        try:
+            return list(self._payload_lines(job))
+        except _PayloadProblem as exc:
+            raise PolicyRefusal(f"{job.id}: {exc}; fix it first") from None
 
 
 def wait_until(deadline: float) -> float:

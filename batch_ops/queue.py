@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from batch_ops.caching import CacheDecision
 from batch_ops.errors import PathError, StateError
 from batch_ops.paths import Layout
 
@@ -26,16 +27,25 @@ JobStatus = Literal["queued", "submitted", "running", "completed", "failed"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed"})
 
 # A job may go back to queued: from submitted/running when a follow-up batch must wait for a
-# slot, and from failed once when the operator retries it after fixing the payload.
+# slot, and from failed once when the operator retries it after fixing the payload. A queued job
+# may end at once when the provider refused every batch of its current round (it settles those
+# requests as failed, and earlier rounds may have succeeded).
 ALLOWED: dict[str, frozenset[str]] = {
-    "queued": frozenset({"submitted", "failed"}),
+    "queued": frozenset({"submitted", "completed", "failed"}),
     "submitted": frozenset({"running", "queued", "completed", "failed"}),
     "running": frozenset({"queued", "completed", "failed"}),
     "completed": frozenset(),
     "failed": frozenset({"queued"}),
 }
 
-BatchStatus = Literal["creating", "in_progress", "ended", "downloaded", "settled", "lost"]
+# creating: the intent is recorded, no batch id yet; rejected: the provider refused the create
+# (persistent), so its requests settled as failed without being processed; lost: the provider no
+# longer knows the batch (404), so its requests are settled like requests without a result.
+BatchStatus = Literal["creating", "in_progress", "ended", "downloaded", "settled", "lost", "rejected"]
+# After a create call that may have made a batch: "unanswered" (timeout, dropped connection, or a
+# crash mid-call: the provider may still be creating it) or "answered" (an error status came back,
+# so whatever happened has happened). Either way the list of batches is searched before a new create.
+CreateDoubt = Literal["unanswered", "answered"]
 
 
 def utcnow() -> dt.datetime:
@@ -56,7 +66,11 @@ class BatchRef(BaseModel):
     chunk: int = Field(default=0, ge=0)  # index of this batch's slice of the round's requests
     request_count: int = Field(ge=0)
     status: BatchStatus = "creating"
-    create_attempts: int = Field(default=0, ge=0)  # > 0 with no id: a create may have succeeded; look before creating
+    create_attempts: int = Field(default=0, ge=0)  # create calls made for this batch, successful or not
+    doubt: CreateDoubt | None = None  # set: a create may have succeeded; look before creating again
+    last_create_at: float | None = None  # epoch seconds when the latest create call started
+    last_failure_at: float | None = None  # epoch seconds when the latest create call failed
+    error: str | None = None  # why the create was rejected (status "rejected")
     ledger_state: Literal["appending", "done"] | None = None
     intent_at: str
     submitted_at: str | None = None
@@ -90,12 +104,18 @@ class JobRecord(BaseModel):
     mode: Literal["batch", "interactive"] = "batch"
     request_count: int = Field(default=0, ge=0)
     batches: list[BatchRef] = Field(default_factory=list)
+    # Batches of the job's earlier life, before an operator's `retry`: still owned by this job, so
+    # adoption never mistakes one of them for a new create.
+    previous_batches: list[BatchRef] = Field(default_factory=list)
     round: int = Field(default=1, ge=1)  # 1 = the whole payload; n > 1 = the follow-up of round n-1's unsettled items
     round_submitted: bool = False  # every chunk of the current round has a batch
     settled: dict[str, int] = Field(default_factory=dict)  # outcome -> count
     next_attempt_at: str | None = None
     retried_by_operator: bool = False
     report_path: str | None = None
+    # Decided at enqueue (jobplan.py): the upper-bound cost estimate the budget counts, and caching.
+    estimated_cost_usd: float | None = None
+    cache: CacheDecision | None = None
 
     def transition(self, new: JobStatus, *, error: str | None = None) -> None:
         if new != self.status and new not in ALLOWED[self.status]:

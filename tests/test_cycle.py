@@ -59,8 +59,9 @@ def test_enqueue_submit_reconcile_completes_every_job(cli: Any, sample_repo: Pat
 
 
 def test_running_every_command_twice_is_harmless(cli: Any, sample_repo: Path, sandbox: SandboxServer) -> None:
+    # One phase: refinement edits tickets, which rightly makes other phases see new work.
     for _ in range(2):
-        assert cli(sample_repo, "enqueue").code == 0
+        assert cli(sample_repo, "enqueue", "--phase", "bulk-ticket-validation").code == 0
         assert cli(sample_repo, "submit").code == 0
     assert sandbox.calls["create"] == 2
     _reconcile_until_done(cli, sample_repo)
@@ -69,7 +70,7 @@ def test_running_every_command_twice_is_harmless(cli: Any, sample_repo: Path, sa
     before_queue = layout.queue_file.read_bytes()
     for _ in range(2):
         assert cli(sample_repo, "reconcile").code == 0
-        res = cli(sample_repo, "enqueue")
+        res = cli(sample_repo, "enqueue", "--phase", "bulk-ticket-validation")
         assert res.code == 0 and "nothing new" in res.out
         assert cli(sample_repo, "submit").code == 0
     assert layout.ledger_file.read_bytes() == before_ledger
@@ -78,10 +79,11 @@ def test_running_every_command_twice_is_harmless(cli: Any, sample_repo: Path, sa
 
 
 def test_changed_ticket_is_enqueued_again(cli: Any, sample_repo: Path, sandbox: SandboxServer) -> None:
-    assert cli(sample_repo, "cycle", "--wait", "--poll", "0.2", "--timeout", "30").code == 0
+    validation = ("--phase", "bulk-ticket-validation")
+    assert cli(sample_repo, "cycle", *validation, "--wait", "--poll", "0.2", "--timeout", "30").code == 0
     path = sample_repo / "backlog/data/pending/FEAT-026-expense-receipts.md"
     path.write_bytes(path.read_bytes() + b"\nOne more line.\n")
-    res = cli(sample_repo, "enqueue")
+    res = cli(sample_repo, "enqueue", *validation)
     assert res.code == 0 and "queued job-" in res.out
     jobs, _ = read_queue(Layout(sample_repo))
     newest = jobs[-1]
@@ -89,7 +91,8 @@ def test_changed_ticket_is_enqueued_again(cli: Any, sample_repo: Path, sandbox: 
 
 
 def test_status_json_shows_jobs_and_totals(cli: Any, sample_repo: Path) -> None:
-    assert cli(sample_repo, "cycle", "--wait", "--poll", "0.2", "--timeout", "30").code == 0
+    validation = ("--phase", "bulk-ticket-validation")
+    assert cli(sample_repo, "cycle", *validation, "--wait", "--poll", "0.2", "--timeout", "30").code == 0
     res = cli(sample_repo, "status", "--json")
     data = json.loads(res.out)
     assert data["counts"] == {"completed": 2}

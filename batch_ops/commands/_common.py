@@ -38,6 +38,27 @@ def add_budget_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_mode_args(parser: argparse.ArgumentParser) -> None:
+    """``--mode auto|batch|interactive`` (auto: by ``forceBatchWhenQueueOver``), with ``--batch`` and
+    ``--interactive`` as shorthands."""
+    parser.add_argument(
+        "--mode",
+        choices=("auto", "batch", "interactive"),
+        default="auto",
+        help="auto (default): batch at or above forceBatchWhenQueueOver requests, interactive below; "
+        "batch: half price within 24 h; interactive: full price, now",
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--batch", dest="mode", action="store_const", const="batch",
+        help="same as --mode batch: the batch API even below forceBatchWhenQueueOver",
+    )  # fmt: skip
+    group.add_argument(
+        "--interactive", dest="mode", action="store_const", const="interactive",
+        help="same as --mode interactive: the Messages API at once (full price)",
+    )  # fmt: skip
+
+
 def warn(message: str) -> None:
     print(f"batch-ops: {neutralise_workflow_commands(redact(message))}", file=sys.stderr)
 

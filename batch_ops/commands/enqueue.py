@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import re
 
-from batch_ops.commands._common import add_json_arg, add_repo_arg, emit_json, load, make_engine, say
+from batch_ops.commands._common import add_json_arg, add_mode_args, add_repo_arg, emit_json, load, make_engine, say
 from batch_ops.engine import RunSummary
-from batch_ops.errors import PolicyRefusal
 from batch_ops.phases import all_phases
 
 
@@ -20,12 +19,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="append",
         help="phase to enqueue (repeatable, or comma/space separated; empty or absent: every eligible phase)",
     )
-    p.add_argument(
-        "--mode",
-        choices=("batch", "interactive"),
-        default="batch",
-        help="batch (default); interactive is refused until this version can run requests interactively",
-    )
+    add_mode_args(p)
     p.set_defaults(func=run)
 
 
@@ -39,17 +33,19 @@ def phases_to_run(requested: list[str] | None, eligible: list[str]) -> list[str]
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "mode", "batch") == "interactive":
-        raise PolicyRefusal("--mode interactive is not implemented in this version; use --mode batch")
     layout, config = load(args)
     engine = make_engine(args, layout, config)
     summary = RunSummary()
-    engine.enqueue(phases_to_run(args.phase, config.policy.eligible_phases), summary)
-    if args.json:
-        emit_json(summary)
-    else:
-        for job_id in summary.enqueued:
-            say(f"queued {job_id}")
-        for note in summary.skipped:
-            say(f"skipped {note}")
+    try:
+        engine.enqueue(phases_to_run(args.phase, config.policy.eligible_phases), summary, mode=args.mode)
+    finally:
+        if args.json:
+            emit_json(summary)
+        else:
+            for job_id in summary.enqueued:
+                say(f"queued {job_id}")
+            for note in summary.skipped:
+                say(f"skipped {note}")
+            for note in summary.notes:
+                say(f"note: {note}")
     return 0

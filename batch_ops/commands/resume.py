@@ -21,5 +21,6 @@ def run(args: argparse.Namespace) -> int:
         print("queue is not paused")
         return 0
     clear_pause(layout)
-    print(f"resumed (was paused for {pause.kind}: {pause.reason})")
+    print(f"resumed (was paused since {pause.since} for {pause.kind}: {pause.reason})")
+    print("the next `batch-ops submit` sends the queued jobs")
     return 0

@@ -1,11 +1,13 @@
-"""`batch-ops retry JOB`: re-queue a failed job once, after the operator fixed its payload."""
+"""`batch-ops retry JOB`: re-queue a failed job once, after the operator fixed its payload.
+
+For a completed job some of whose requests failed, the failed requests go into a new job instead.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from batch_ops.commands._common import add_repo_arg, load, warn
-from batch_ops.queue import QueueStore
+from batch_ops.commands._common import add_repo_arg, load, make_engine
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,23 +18,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    layout, _ = load(args)
-    with QueueStore(layout).locked() as queue:
-        job = queue.get(args.job_id)
-        if job.status != "failed":
-            warn(f"{job.id} is {job.status}, not failed: nothing to retry")
-            return 1
-        if job.retried_by_operator:
-            warn(f"{job.id} was already retried once; enqueue the tickets again instead")
-            return 1
-        job.retried_by_operator = True
-        job.batches = []
-        job.round = 1
-        job.round_submitted = False
-        job.settled = {}
-        job.result_path = None
-        job.transition("queued", error=None)
-        job.error = None
-        queue.save()
-    print(f"re-queued {args.job_id}; `batch-ops submit` sends it")
+    layout, config = load(args)
+    print(make_engine(args, layout, config).retry_job(args.job_id))
     return 0

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from batch_ops import budget
 from batch_ops.commands._common import add_json_arg, add_repo_arg, emit_json, load, say, warn
+from batch_ops.config import Config
 from batch_ops.engine import read_pause
 from batch_ops.ledger import LedgerProblem, iter_ledger
-from batch_ops.queue import read_queue
+from batch_ops.paths import Layout
+from batch_ops.queue import JobRecord, read_queue
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def collect(args: argparse.Namespace) -> dict[str, Any]:
-    layout, _config = load(args)
+    layout, config = load(args)
     jobs, bad = read_queue(layout)
     problems: list[LedgerProblem] = []
     totals = {"requests": 0, "cost_usd": 0.0, "interactive_cost_usd": 0.0, "savings_usd": 0.0}
@@ -44,8 +47,12 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
                 "status": j.status,
                 "requests": j.request_count,
                 "round": j.round,
+                "attempts": j.attempts,
                 "batches": [b.id for b in j.batches if b.id],
+                "in_flight": len(j.in_flight()),
+                "creates_in_doubt": sum(1 for b in j.batches if b.status == "creating" and b.doubt),
                 "settled": j.settled,
+                "next_attempt_at": j.next_attempt_at,
                 "error": j.error,
                 "updated_at": j.updated_at,
             }
@@ -54,7 +61,13 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         "quarantined_queue_lines": [b.model_dump() for b in bad],
         "ledger": totals,
         "ledger_problems": [p.model_dump() for p in problems],
+        "budget": _budget(config, layout, jobs),
     }
+
+
+def _budget(config: Config, layout: Layout, jobs: list[JobRecord]) -> dict[str, Any] | None:
+    current = budget.state(config, layout, jobs)
+    return current.model_dump() | {"line": current.line()} if current is not None else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,15 +82,19 @@ def run(args: argparse.Namespace) -> int:
     if data["paused"]:
         p = data["paused"]
         say(f"PAUSED ({p['kind']}) since {p['since']}: {p['reason']}")
-        say("  run `batch-ops resume` once the cause is fixed")
+        say("  nothing is submitted until `batch-ops resume` (run it once the cause is fixed)")
     if not data["jobs"]:
         say("no jobs")
     for job in data["jobs"]:
         settled = ", ".join(f"{k} {v}" for k, v in sorted(job["settled"].items())) or "-"
         say(
-            f"{job['id']}  {job['phase']:<24} {job['model_alias']:<9} {job['status']:<10} "
-            f"requests {job['requests']:<6} round {job['round']}  settled: {settled}"
+            f"{job['id']}  {job['phase']:<24} {job['model_alias']:<9} {job['mode']:<11} {job['status']:<10} "
+            f"requests {job['requests']:<6} round {job['round']}  attempts {job['attempts']}  settled: {settled}"
         )
+        if job["creates_in_doubt"]:
+            say(f"    {job['creates_in_doubt']} create(s) in doubt: the next submit looks for them before creating")
+        if job["next_attempt_at"] and job["status"] not in ("completed", "failed"):
+            say(f"    next attempt at {job['next_attempt_at']}")
         if job["error"]:
             say(f"    error: {job['error']}")
     t = data["ledger"]
@@ -85,4 +102,6 @@ def run(args: argparse.Namespace) -> int:
         f"ledger: {t['requests']} request(s), cost ${t['cost_usd']:.4f}, "
         f"interactive equivalent ${t['interactive_cost_usd']:.4f}, saved ${t['savings_usd']:.4f}"
     )
+    if data["budget"]:
+        say(data["budget"]["line"])
     return 0

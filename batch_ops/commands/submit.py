@@ -1,4 +1,9 @@
-"""`batch-ops submit`: send queued jobs to the provider within the policy; safe to repeat."""
+"""`batch-ops submit`: send queued jobs to the provider within the policy; safe to repeat.
+
+Exit codes: 0 done, 2 a job was refused by the policy, 3 provider outage (queue paused),
+4 authentication or billing stop. While the queue is paused nothing is sent and the pause's
+code is returned, so a scheduled run keeps signalling until an operator runs `batch-ops resume`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from batch_ops.commands._common import (
     make_engine,
 )
 from batch_ops.commands._summary import print_summary
+from batch_ops.commands.reconcile import exit_code_after
 from batch_ops.engine import RunSummary
 
 
@@ -30,4 +36,4 @@ def run(args: argparse.Namespace) -> int:
         make_engine(args, layout, config).submit(summary)
     finally:
         print_summary(summary, as_json=args.json)
-    return 0
+    return exit_code_after(layout, summary)

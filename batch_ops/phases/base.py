@@ -9,7 +9,7 @@ import abc
 import hashlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,6 +70,8 @@ class PhaseContext:
     config: Config
     scan: BacklogScan
     triage: dict[str, TriageResult]
+    # Things derived once per context and shared by phases (the conventions text, say).
+    memo: dict[str, Any] = field(default_factory=dict)
 
 
 class ApplySummary(BaseModel):
@@ -95,6 +97,11 @@ class Phase(abc.ABC):
     workflow: str
     code: str  # custom_id prefix, e.g. "btv"
     max_output_tokens: int = 1024
+    # A phase that reads what the others produce (the cost report reads the ledger): `cycle --wait`
+    # enqueues it once the other phases' jobs have ended.
+    runs_last: bool = False
+    # A phase whose apply rewrites ticket files (refinement): the engine reads the backlog again after it.
+    edits_tickets: bool = False
 
     @abc.abstractmethod
     def plan(self, ctx: PhaseContext) -> list[PlannedJob]:

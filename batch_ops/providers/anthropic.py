@@ -19,10 +19,20 @@ from anthropic.types.messages import MessageBatch, MessageBatchIndividualRespons
 
 from batch_ops.errors import BatchOpsError
 from batch_ops.ledger import Usage
-from batch_ops.providers.base import MALFORMED, BatchInfo, ProviderCallError, ProviderRequest, ProviderResult
+from batch_ops.providers.base import (
+    MALFORMED,
+    BatchInfo,
+    ProviderCallError,
+    ProviderRequest,
+    ProviderResult,
+    compact_json_bytes,
+)
 from batch_ops.secrets import redact
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
+# The SDK sends {"requests":[r1,r2,...]} encoded compact and without ASCII escapes (its
+# ``openapi_dumps``); sizes are measured the same way so the 256 MB limit holds on the bytes sent.
+_ENVELOPE = len('{"requests":[]}')
 
 
 class MissingApiKey(BatchOpsError):
@@ -208,6 +218,12 @@ class AnthropicProvider:
             max_retries=0,
             timeout=timeout or float(os.environ.get("BATCH_OPS_HTTP_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)),
         )
+
+    def request_bytes(self, request: ProviderRequest) -> int:
+        return compact_json_bytes({"custom_id": request.custom_id, "params": request.params}) + 1
+
+    def envelope_bytes(self) -> int:
+        return _ENVELOPE
 
     def create_batch(self, requests: Sequence[ProviderRequest]) -> BatchInfo:
         body: Any = [{"custom_id": r.custom_id, "params": r.params} for r in requests]

@@ -7,6 +7,7 @@ raising ``ProviderCallError``; nothing else changes. Records here are provider-n
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal, Protocol
 
@@ -73,8 +74,21 @@ class ProviderCallError(Exception):
         self.timeout = timeout
 
 
+def compact_json_bytes(value: Any) -> int:
+    """UTF-8 size of ``value`` as compact JSON without ASCII escapes: how JSON SDKs put it on the wire."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
 class Provider(Protocol):
     name: str
+
+    def request_bytes(self, request: ProviderRequest) -> int:
+        """Bytes this request adds to a create-batch body, its separator included."""
+        ...
+
+    def envelope_bytes(self) -> int:
+        """Bytes of a create-batch body around its requests."""
+        ...
 
     def create_batch(self, requests: Sequence[ProviderRequest]) -> BatchInfo: ...
 

@@ -41,6 +41,12 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
     shutil.copytree(SAMPLE, src, ignore=shutil.ignore_patterns("README.md"))
     config = json.loads((src / "backlog.config.json").read_text())
     config["llmOps"]["batchPolicy"]["retryPolicy"].update(initialDelaySeconds=0.01, maxDelaySeconds=0.05)
+    # One phase keeps the workflow arithmetic readable; refinement would also (rightly) edit tickets,
+    # which makes the next run see new validation work. tests/test_phases.py covers all four.
+    config["llmOps"]["batchPolicy"]["eligiblePhases"] = ["bulk-ticket-validation"]
+    # Even one request goes through the batch path (the scenario below needs a batch to reject it);
+    # interactive mode is dispatched explicitly at the end of the second test.
+    config["llmOps"]["batchPolicy"]["forceBatchWhenQueueOver"] = 1
     (src / "backlog.config.json").write_text(json.dumps(config, indent=2) + "\n")
     (src / ".gitignore").write_text(".backlog-ops/.lock\n")
     os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
@@ -200,19 +206,23 @@ def test_rehearsal_dry_run_and_a_failing_step(world: dict[str, Any]) -> None:
     assert "Submit" not in run.ran() and "Commit state" not in run.ran()
     assert remote_log(bare) == before and world["sandbox"].calls.get("create", 0) == 0
 
-    # An interactive run is refused with exit 2; the failure opens the workflow's alert issue.
-    run = r.run(SUBMIT, event="workflow_dispatch", inputs={"mode": "interactive"})
+    # A phase the policy does not allow is refused with exit 2; the failure opens the workflow's alert issue.
+    run = r.run(SUBMIT, event="workflow_dispatch", inputs={"phases": "refinement"})
     assert run.status == "failure" and run.step("Enqueue (zero tokens)").exit_code == 2
-    assert "interactive is not implemented" in run.step("Enqueue (zero tokens)").stderr
+    assert "not in llmOps.batchPolicy.eligiblePhases" in run.step("Enqueue (zero tokens)").stderr
     (issue,) = gh.issues(REPO)
     assert issue["title"] == "batch-ops: the batch-submit workflow failed"
     assert f"/actions/runs/{run.run_id}" in issue["body"]
     assert remote_log(bare) == before  # nothing changed: no commit
 
-    # The next good run of that workflow closes it.
-    run = r.run(SUBMIT)
+    # The next good run of that workflow closes it; asked for interactive mode, it runs the requests
+    # through the Messages API at once and commits them completed.
+    run = r.run(SUBMIT, event="workflow_dispatch", inputs={"mode": "interactive"})
     assert run.status == "success", describe(run)
     assert gh.issues(REPO)[0]["state"] == "closed"
+    sandbox: SandboxServer = world["sandbox"]
+    assert sandbox.calls["messages"] == 11 and sandbox.calls["create"] == 0
+    assert [(j["mode"], j["status"]) for j in jobs_on_remote(bare)] == [("interactive", "completed")] * 2
 
 
 def _timings(run: WorkflowRun) -> str:

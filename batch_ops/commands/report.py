@@ -1,0 +1,62 @@
+"""`batch-ops report`: the cost numbers from the ledger (zero tokens); writes reports/cost.md too."""
+
+from __future__ import annotations
+
+import argparse
+
+from batch_ops.commands._common import add_json_arg, add_repo_arg, emit_json, load, warn
+from batch_ops.phases.cost_report import latest_analysis, report_data, write_cost_report
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("report", help="cost report from the usage ledger (zero tokens); writes reports/cost.md")
+    add_repo_arg(p)
+    add_json_arg(p)
+    p.set_defaults(func=run)
+
+
+def _usd(value: float) -> str:
+    return f"${value:.4f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    layout, config = load(args)
+    analysis = latest_analysis(layout)
+    path = write_cost_report(layout, config, analysis)
+    summary, state = report_data(layout, config)
+    for prob in summary.ledger_problems:
+        warn(f"usage-ledger.jsonl line {prob.line_number}: {prob.reason}")
+    if args.json:
+        emit_json(
+            {
+                **summary.model_dump(mode="json"),
+                "budget": state.model_dump() if state else None,
+                "report_path": path,
+            }
+        )
+        return 0
+    t = summary.totals
+    ratio = t["cost_ratio_vs_uncached_interactive"]
+    hit = t["cache_hit_rate"]
+    print(
+        f"{t['requests']} request(s): paid {_usd(t['cost_usd'])}; interactive {_usd(t['interactive_cost_usd'])} "
+        f"(saved {_usd(t['savings_usd'])}); interactive without cache {_usd(t['uncached_interactive_cost_usd'])}"
+        + (f" — paid {ratio:.1%} of it" if ratio is not None else "")
+        + (f"; cache hit rate {hit:.0%}" if hit is not None else "")
+    )
+    for title, rows, key in (
+        ("day", summary.by_day, "day"),
+        ("phase", summary.by_phase, "phase"),
+        ("model", summary.by_model, "model_alias"),
+        ("mode", summary.by_mode, "mode"),
+    ):
+        for row in rows:
+            rate = row["cache_hit_rate"]
+            print(
+                f"  {title:<6} {row[key]:<24} {row['requests']:>6} req  cost {_usd(row['cost_usd'])}  "
+                f"saved {_usd(row['savings_usd'])}  cache {'-' if rate is None else f'{rate:.0%}'}"
+            )
+    if state is not None:
+        print(state.line())
+    print(f"report: {path}")
+    return 0

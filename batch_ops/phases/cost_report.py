@@ -1,0 +1,313 @@
+"""``cost-report``: the ledger's numbers (zero tokens) and a short written analysis by the model.
+
+The numbers come from ``costs.summarize``; ``batch-ops report`` writes the same report without a
+model. The phase sends one request with the numbers and asks for a headline, observations and
+recommendations; the answer lands, escaped, in ``reports/cost.md`` under the numbers it was
+written from. A new request is planned only when work other than cost reports has added to the
+ledger since the last one (its own lines would otherwise make every run look new).
+
+The chart is a Mermaid ``xychart-beta`` (GitHub renders it): bars are the cost per day, the line
+is the saving per day against the same tokens run interactively without a cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from batch_ops import budget
+from batch_ops.config import Config
+from batch_ops.costs import CostSummary, summarize
+from batch_ops.markdown import cell, inline
+from batch_ops.paths import Layout
+from batch_ops.phases.base import (
+    ApplySummary,
+    ItemMeta,
+    OutputError,
+    Phase,
+    PhaseContext,
+    PlannedItem,
+    PlannedJob,
+    SettledResult,
+    make_custom_id,
+)
+from batch_ops.phases.io import iter_settled, write_report
+from batch_ops.phases.prompts import routed_alias, structured_params, system_blocks
+from batch_ops.queue import iso, read_queue, utcnow
+
+PHASE = "cost-report"
+MAX_DAYS_SENT = 31
+MAX_JOBS_SENT = 20
+
+INSTRUCTIONS = """You write a short analysis of the LLM spending of a repository's backlog automation.
+
+The numbers come from its usage ledger: one line per request, with tokens, the cost actually
+paid, what the same request would have cost interactively, and the saving. "batch" requests ran
+through the Message Batches API at half price; "interactive" ones ran at once at full price.
+"uncached_interactive_cost_usd" is the same tokens at the standard rate with no prompt cache, the
+baseline for the total saving of batching and caching together. "cache_hit_rate" is the share of
+prompt tokens read from the cache. "caching" on a job is the decision taken before it ran.
+
+Answer only with the JSON object the schema asks for:
+- "headline": one sentence with the most important figure.
+- "observations": up to five short facts from the numbers, each with its figure (trends by day,
+  the most expensive phase or model, jobs whose caching did or did not pay, interactive runs that
+  could have been batched, the budget state when one is set).
+- "recommendations": up to four concrete changes to the configuration or the way jobs are run
+  that the numbers support; none when nothing stands out.
+Use only the numbers given; do not invent prices, dates or totals."""
+
+Line = Annotated[str, StringConstraints(min_length=1, max_length=300)]
+
+
+class Analysis(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    headline: str = Field(min_length=1, max_length=300)
+    observations: list[Line] = Field(min_length=1, max_length=5)
+    recommendations: list[Line] = Field(default_factory=list, max_length=4)
+
+
+def _schema() -> dict[str, Any]:
+    line = {"type": "string", "minLength": 1, "maxLength": 300}
+    return {
+        "type": "object",
+        "properties": {
+            "headline": line,
+            "observations": {"type": "array", "items": line, "minItems": 1, "maxItems": 5},
+            "recommendations": {"type": "array", "items": line, "maxItems": 4},
+        },
+        "required": ["headline", "observations", "recommendations"],
+        "additionalProperties": False,
+    }
+
+
+def _fingerprint(summary: CostSummary) -> str:
+    t = summary.totals
+    key = json.dumps([t["requests"], round(t["cost_usd"], 9), summary.by_job and summary.by_job[-1]["job_id"]])
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _numbers(summary: CostSummary, state: budget.BudgetState | None) -> dict[str, Any]:
+    def slim(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        keep = (
+            "requests", "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+            "cache_hit_rate", "cost_usd", "interactive_cost_usd", "savings_usd", "uncached_interactive_cost_usd",
+        )  # fmt: skip
+        out = []
+        for row in rows:
+            slimmed = {k: v for k, v in row.items() if k in keep or not isinstance(v, int | float)}
+            if isinstance(row.get("caching"), dict):
+                c = row["caching"]
+                slimmed["caching"] = {"enabled": c.get("enabled"), "ttl": c.get("ttl"), "reason": c.get("reason")}
+            out.append(slimmed)
+        return out
+
+    return {
+        "totals": summary.totals,
+        "by_day": slim(summary.by_day[-MAX_DAYS_SENT:]),
+        "by_phase": slim(summary.by_phase),
+        "by_model": slim(summary.by_model),
+        "by_mode": slim(summary.by_mode),
+        "recent_jobs": slim(summary.by_job[-MAX_JOBS_SENT:]),
+        "budget": state.model_dump() if state is not None else None,
+    }
+
+
+class CostReportPhase(Phase):
+    name = PHASE
+    workflow = PHASE
+    code = "cst"
+    max_output_tokens = 1024
+    # Its input is the ledger the other phases write: `cycle --wait` runs it after they finish.
+    runs_last = True
+
+    def plan(self, ctx: PhaseContext) -> list[PlannedJob]:
+        others = summarize(ctx.layout, ctx.config, exclude_phases=frozenset({PHASE}))
+        if not others.totals["requests"]:
+            return []  # nothing to analyse yet
+        jobs, _ = read_queue(ctx.layout)
+        numbers = _numbers(summarize(ctx.layout, ctx.config, jobs=jobs), budget.state(ctx.config, ctx.layout, jobs))
+        alias = routed_alias(ctx, self.name)
+        user = "Numbers from the usage ledger (USD; tokens):\n\n" + json.dumps(numbers, indent=1, default=str)
+        params = structured_params(
+            ctx,
+            alias,
+            self.max_output_tokens,
+            system_blocks(INSTRUCTIONS, ctx, with_conventions=False),
+            user,
+            _schema(),
+        )
+        meta = ItemMeta.model_validate({"content_hash": _fingerprint(others), "as_of": iso(utcnow())})
+        item = PlannedItem(custom_id=make_custom_id(self.code, "ledger"), params=params, meta=meta)
+        return [PlannedJob(model_alias=alias, items=[item])]
+
+    def parse_output(self, text: str) -> dict[str, Any]:
+        try:
+            return Analysis.model_validate_json(text).model_dump()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(answer)"
+            raise OutputError(f"answer does not fit the analysis schema: {where}: {first['msg']}") from None
+
+    def apply(self, ctx: PhaseContext, job_id: str, results: Iterator[SettledResult]) -> ApplySummary:
+        summary = ApplySummary()
+        analysis: tuple[str, str, Analysis] | None = None
+        for res in results:
+            if res.status == "succeeded" and res.output is not None:
+                summary.applied += 1
+                as_of = str((res.meta.model_extra or {}).get("as_of") or "")
+                analysis = (job_id, as_of, Analysis.model_validate(res.output))
+            else:
+                summary.failed += 1
+        summary.report_path = write_cost_report(ctx.layout, ctx.config, analysis or latest_analysis(ctx.layout))
+        return summary
+
+
+def latest_analysis(layout: Layout) -> tuple[str, str, Analysis] | None:
+    """(job id, numbers as of, analysis) from the newest completed cost-report job, if any."""
+    jobs, _ = read_queue(layout)
+    done = sorted(
+        (j for j in jobs if j.phase == PHASE and j.status == "completed" and j.result_path),
+        key=lambda j: (j.updated_at, j.id),
+    )
+    for job in reversed(done):
+        assert job.result_path is not None
+        for res in iter_settled(layout.resolve_ops_path(job.result_path)):
+            if res.status == "succeeded" and res.output is not None:
+                try:
+                    return (
+                        job.id,
+                        str((res.meta.model_extra or {}).get("as_of") or ""),
+                        Analysis.model_validate(res.output),
+                    )
+                except ValidationError:
+                    continue
+    return None
+
+
+def _usd(value: float | None) -> str:
+    return "—" if value is None else f"${value:.4f}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def _table(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[str]:
+    head = [
+        *keys,
+        "requests",
+        "prompt tokens",
+        "output tokens",
+        "cache hit rate",
+        "cost",
+        "interactive cost",
+        "saved (batch)",
+        "uncached interactive",
+        "ratio",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in rows:
+        prompt = r["input_tokens"] + r["cache_creation_input_tokens"] + r["cache_read_input_tokens"]
+        cells = [cell(str(r[k])) for k in keys] + [
+            str(r["requests"]), str(prompt), str(r["output_tokens"]), _pct(r["cache_hit_rate"]), _usd(r["cost_usd"]),
+            _usd(r["interactive_cost_usd"]), _usd(r["savings_usd"]), _usd(r["uncached_interactive_cost_usd"]),
+            _pct(r["cost_ratio_vs_uncached_interactive"]),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _chart(by_day: list[dict[str, Any]]) -> list[str]:
+    days = by_day[-MAX_DAYS_SENT:]
+    if not days:
+        return []
+    costs = [round(d["cost_usd"], 6) for d in days]
+    saved = [round(d["total_savings_usd"], 6) for d in days]
+    top = max([*costs, *saved, 0.000001]) * 1.15
+    labels = ", ".join(f'"{d["day"]}"' for d in days)
+    return [
+        "```mermaid",
+        "xychart-beta",
+        '    title "Cost and saving per day (USD)"',
+        f"    x-axis [{labels}]",
+        f'    y-axis "USD" 0 --> {top:.6f}',
+        f"    bar [{', '.join(f'{c:.6f}' for c in costs)}]",
+        f"    line [{', '.join(f'{s:.6f}' for s in saved)}]",
+        "```",
+        "",
+        "Bars: cost paid per day. Line: saving per day against the same tokens run interactively with no cache.",
+        "",
+    ]
+
+
+def render(summary: CostSummary, state: budget.BudgetState | None, analysis: tuple[str, str, Analysis] | None) -> str:
+    t = summary.totals
+    lines = [
+        "# Cost report",
+        "",
+        f"{t['requests']} request(s): {_usd(t['cost_usd'])} paid; {_usd(t['interactive_cost_usd'])} at interactive "
+        f"prices with the same cache use (saved {_usd(t['savings_usd'])} by batching); "
+        f"{_usd(t['uncached_interactive_cost_usd'])} interactive without a cache, so "
+        f"{_pct(t['cost_ratio_vs_uncached_interactive'])} of that was paid. "
+        f"Cache hit rate {_pct(t['cache_hit_rate'])}.",
+        "",
+    ]
+    if state is not None:
+        lines += [inline(state.line()), ""]
+    lines += _chart(summary.by_day)
+    for title, rows, keys in (
+        ("By day", summary.by_day, ("day",)),
+        ("By phase", summary.by_phase, ("phase",)),
+        ("By model", summary.by_model, ("model_alias", "model")),
+        ("By mode", summary.by_mode, ("mode",)),
+    ):
+        lines += [f"## {title}", "", *_table(rows, keys), ""]
+    lines += ["## By job", "", *_table(summary.by_job, ("job_id", "phase", "model_alias", "mode")), ""]
+    decided = [r for r in summary.by_job if r.get("caching")]
+    if decided:
+        lines += ["### Caching decisions", ""]
+        for r in decided:
+            c = r["caching"]
+            state_text = f"on ({c['ttl']})" if c["enabled"] else "off"
+            lines.append(
+                f"- {inline(r['job_id'])}: {state_text} — {inline(c['reason'])}; hit rate {_pct(r['cache_hit_rate'])}"
+            )
+        lines.append("")
+    if analysis is not None:
+        job_id, as_of, a = analysis
+        lines += [
+            "## Analysis",
+            "",
+            f"Written by the model in job {inline(job_id)} from the numbers as of {inline(as_of) or 'its enqueue'}.",
+            "",
+            f"**{inline(a.headline)}**",
+            "",
+            *[f"- {inline(o)}" for o in a.observations],
+        ]
+        if a.recommendations:
+            lines += ["", "Recommendations:", "", *[f"- {inline(r)}" for r in a.recommendations]]
+        lines.append("")
+    for prob in summary.ledger_problems:
+        lines.append(f"- ledger line {prob.line_number} skipped: {inline(prob.reason)}")
+    return "\n".join(lines)
+
+
+def report_data(layout: Layout, config: Config) -> tuple[CostSummary, budget.BudgetState | None]:
+    jobs, _ = read_queue(layout)
+    return summarize(layout, config, jobs=jobs), budget.state(config, layout, jobs)
+
+
+def write_cost_report(layout: Layout, config: Config, analysis: tuple[str, str, Analysis] | None) -> str:
+    summary, state = report_data(layout, config)
+    data = {
+        **summary.model_dump(mode="json"),
+        "budget": state.model_dump() if state is not None else None,
+        "analysis": {"job_id": analysis[0], "as_of": analysis[1], **analysis[2].model_dump()} if analysis else None,
+    }
+    return write_report(layout, "cost", render(summary, state, analysis), data)
