@@ -159,18 +159,14 @@ def test_own_files_that_link_out_stop_the_command(cli: Any, sample_repo: Path, t
 
 
 def test_result_folder_of_a_job_that_links_out_is_refused(cli: Any, sample_repo: Path, tmp_path: Path) -> None:
-    assert cli(sample_repo, "enqueue").code == 0
-    assert cli(sample_repo, "submit").code == 0
+    assert cli(sample_repo, "enqueue", "--batch").code == 0
     outside = tmp_path / "outside"
     outside.mkdir()
     layout = Layout(sample_repo)
     jobs, _ = read_queue(layout)
     layout.results_dir.mkdir(exist_ok=True)
-    os.symlink(outside, layout.results_dir / jobs[0].id)
-    import time
-
-    time.sleep(0.4)
-    res = cli(sample_repo, "reconcile")
+    os.symlink(outside, layout.results_dir / jobs[0].id)  # the job's working folder, committed as a link out
+    res = cli(sample_repo, "submit")
     assert res.code == 1 and "resolves outside .backlog-ops/" in res.err
     assert list(outside.iterdir()) == []
     shutil.rmtree(outside)

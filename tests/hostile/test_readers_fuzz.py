@@ -215,7 +215,8 @@ def _settle_repo(root: Path, result_lines: bytes) -> Layout:
     layout.queue_file.write_text(json.dumps(record) + "\n")
     batch_dir = layout.results_dir / "job-20260218-0001"
     batch_dir.mkdir(parents=True)
-    (batch_dir / "msgbatch_01abc.results.jsonl").write_bytes(result_lines)
+    (batch_dir / "r1-c0.ids").write_text("btv-FEAT-1\nbtv-FEAT-2\n")  # the engine's per-batch files
+    (batch_dir / "r1-c0.results.jsonl").write_bytes(result_lines)
     return layout
 
 
