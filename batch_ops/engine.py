@@ -155,6 +155,18 @@ class RunSummary(BaseModel):
     skipped: list[str] = Field(default_factory=list)
     refused: list[str] = Field(default_factory=list)  # jobs the policy kept back (exit 2)
 
+    def merge(self, other: RunSummary) -> None:
+        """Add another run's summary to this one (lists extended, counts added)."""
+        for name in RunSummary.model_fields:
+            value = getattr(other, name)
+            if isinstance(value, list):
+                getattr(self, name).extend(value)
+            elif isinstance(value, dict):
+                for k, v in value.items():
+                    getattr(self, name)[k] = getattr(self, name).get(k, 0) + v
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
 
 @dataclass(frozen=True)
 class PlanItem:
@@ -362,9 +374,7 @@ class Engine:
 
     def context(self) -> PhaseContext:
         scan = self.scan()
-        return PhaseContext(
-            self.layout, self.config, scan, triage(scan.pending, self.config.ticket_validation)
-        )
+        return PhaseContext(self.layout, self.config, scan, triage(scan.pending, self.config.ticket_validation))
 
     def _call(self, fn: Callable[[], Any]) -> Any:
         return call_with_retry(fn, self.config.policy.retry_policy, deadline=self.deadline, health=self.health)
@@ -382,9 +392,7 @@ class Engine:
 
     # -- enqueue ------------------------------------------------------------------------------
 
-    def enqueue(
-        self, phase_names: list[str], summary: RunSummary, *, mode: jobplan.ModeChoice = "auto"
-    ) -> None:
+    def enqueue(self, phase_names: list[str], summary: RunSummary, *, mode: jobplan.ModeChoice = "auto") -> None:
         """Queue a job per phase and alias. A job the budget refuses is not written; the others are,
         and the refusals are raised together at the end (PolicyRefusal, exit 2)."""
         for name in phase_names:
@@ -397,9 +405,7 @@ class Engine:
                 covered = self._covered_items(queue, name)
                 fresh: list[tuple[str, list[PlannedItem]]] = []
                 for planned in phase.plan(ctx):
-                    items = [
-                        it for it in planned.items if (it.custom_id, it.meta.content_hash) not in covered
-                    ]
+                    items = [it for it in planned.items if (it.custom_id, it.meta.content_hash) not in covered]
                     if not items:
                         summary.skipped.append(f"{name}/{planned.model_alias}: nothing new to send")
                         continue
@@ -456,7 +462,7 @@ class Engine:
     ) -> JobRecord:
         now = utcnow()
         job_id = queue.next_job_id(now)
-        payload = self.layout.own_path(self.layout.payloads_dir / f"{safe_file_name(job_id)}.jsonl")
+        payload = self.layout.payloads_dir / f"{job_id}.jsonl"
         text = "".join(
             json.dumps(
                 {
@@ -664,6 +670,7 @@ class Engine:
     # -- the requests of a round ----------------------------------------------------------------
 
     def _job_dir(self, job: JobRecord) -> Path:
+        # own_path refuses a folder that a symlink has pointed out of .backlog-ops/.
         return self.layout.own_path(self.layout.results_dir / safe_file_name(job.id))
 
     def _ref_file(self, job: JobRecord, ref: BatchRef, suffix: str) -> Path:
@@ -683,6 +690,8 @@ class Engine:
                 where = f"{job.payload_path} line {number}"
                 try:
                     data = json.loads(raw)
+                except RecursionError:
+                    raise _PayloadProblem(f"{where} is nested too deeply to read") from None
                 except ValueError as exc:
                     raise _PayloadProblem(f"{where} is not JSON ({exc})") from None
                 except RecursionError:
@@ -827,9 +836,7 @@ class Engine:
         crashpoint("submit.recorded")
         (summary.adopted_batches if adopted else summary.submitted_batches).append(info.id)
 
-    def _reject(
-        self, queue: Queue, job: JobRecord, ref: BatchRef, exc: PersistentFailure, summary: RunSummary
-    ) -> None:
+    def _reject(self, queue: Queue, job: JobRecord, ref: BatchRef, exc: PersistentFailure, summary: RunSummary) -> None:
         """The provider refused this batch: its requests settle as failed, unprocessed (no ledger line)."""
         ids = self._ref_ids(job, ref)
         metas = self._metas_for(job, ids)
@@ -869,11 +876,6 @@ class Engine:
                     continue
                 try:
                     self._reconcile_job(queue, job, summary)
-                except StateError as exc:
-                    # Left as it is for an operator to fix; the other jobs go on.
-                    self.warn(f"{job.id}: cannot reconcile: {exc}")
-                    summary.notes.append(f"{job.id}: cannot reconcile: {exc}")
-                    continue
                 except (OutageError, AuthStop) as exc:
                     self._pause_for(exc)
                     queue.save()
@@ -1026,8 +1028,7 @@ class Engine:
         owners: dict[str, str] | None = None
         results_path = self._ref_file(job, ref, "results.jsonl")
         if ref.status == "downloaded":
-            # Every line is checked before anything of it is applied: a line the file cannot give,
-            # a malformed result, another job's or an unknown custom_id, a duplicate.
+            # Every line is checked on its own: one odd line is reported and skipped, never fatal.
             with open(results_path, encoding="utf-8", errors="replace") as fh:
                 for number, raw in enumerate(fh, start=1):
                     if not raw.strip():
@@ -1093,10 +1094,11 @@ class Engine:
         owners: dict[str, str] = {}
         for other in queue.jobs:
             try:
-                who = f"another batch of job {job.id}" if other.id == job.id else f"job {other.id}"
                 for cid, _data in self._payload_lines(other):
-                    owners.setdefault(cid, who)
-            except (_PayloadProblem, OSError, BatchOpsError):
+                    owners.setdefault(
+                        cid, f"another batch of job {job.id}" if other.id == job.id else f"job {other.id}"
+                    )
+            except (OSError, ValueError, _PayloadProblem, BatchOpsError):
                 continue
         return owners
 
@@ -1119,6 +1121,7 @@ class Engine:
         }
         if verdict == "succeeded":
             if result.stop_reason == "max_tokens":
+                # A truncated answer may still parse; half an answer is never applied.
                 return SettledResult(status="failed", error=f"{FAIL_ANSWER}: answer cut off at max_tokens", **base)
             try:
                 output = phase.parse_output(result.text or "")
@@ -1194,9 +1197,8 @@ class Engine:
         for ref in job.batches:
             path = self._ref_file(job, ref, "settled.jsonl")
             if path.exists():
-                # "\n" only: splitlines() would also cut at a U+2028 inside a model's answer.
-                lines.extend(line + "\n" for line in path.read_text(encoding="utf-8").split("\n") if line)
-        result_path = self.layout.own_path(self.layout.results_dir / f"{safe_file_name(job.id)}.jsonl")
+                lines.extend(path.read_text(encoding="utf-8").splitlines(keepends=True))
+        result_path = self.layout.results_dir / f"{safe_file_name(job.id)}.jsonl"
         atomic_write_text(result_path, "".join(lines))
         crashpoint("finish.results-written")
         job.result_path = self.layout.rel(result_path)

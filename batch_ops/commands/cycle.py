@@ -33,18 +33,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def merge(into: RunSummary, other: RunSummary) -> None:
-    for name in RunSummary.model_fields:
-        value = getattr(other, name)
-        if isinstance(value, list):
-            getattr(into, name).extend(value)
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                getattr(into, name)[k] = getattr(into, name).get(k, 0) + v
-        else:
-            setattr(into, name, getattr(into, name) + value)
-
-
 def run_cycle(
     args: argparse.Namespace, layout: Layout, config: Config, provider: Provider | None = None
 ) -> tuple[RunSummary, bool]:
@@ -88,7 +76,7 @@ def _settle_all(engine: Engine, layout: Layout, summary: RunSummary, args: argpa
     while True:
         step = RunSummary()
         engine.reconcile(step)
-        merge(summary, step)
+        summary.merge(step)
         jobs, _ = read_queue(layout)
         done = all(j.terminal for j in jobs)
         if done or not args.wait or time.monotonic() >= give_up:

@@ -93,20 +93,8 @@ def read_run_records(paths: Iterable[str | Path]) -> RunRecord:
             record.unreadable.append(str(path))
             continue
         record.sources.append(str(path))
-        _merge(record.summary, one)
+        record.summary.merge(one)
     return record
-
-
-def _merge(into: RunSummary, other: RunSummary) -> None:
-    for name in RunSummary.model_fields:
-        value = getattr(other, name)
-        if isinstance(value, list):
-            getattr(into, name).extend(value)
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                getattr(into, name)[k] = getattr(into, name).get(k, 0) + v
-        else:
-            setattr(into, name, getattr(into, name) + value)
 
 
 def pause_alert_kind(pause: PauseState) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from batch_ops.backlog import BacklogScan
 from batch_ops.config import Config
@@ -90,6 +90,27 @@ def make_custom_id(code: str, *parts: str) -> str:
         digest = hashlib.sha256(cid.encode()).hexdigest()[:10]
         cid = f"{cid[:53]}_{digest}"
     return cid
+
+
+def parse_answer(model: type[BaseModel], text: str, what: str, **dump: Any) -> dict[str, Any]:
+    """Validate a model answer against the phase's schema; OutputError names the first problem."""
+    try:
+        return model.model_validate_json(text).model_dump(**dump)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(answer)"
+        raise OutputError(f"answer does not fit the {what} schema: {where}: {first['msg']}") from None
+
+
+def count_results(results: Iterator[SettledResult]) -> ApplySummary:
+    """An ApplySummary with the succeeded results counted as applied and the rest as failed."""
+    summary = ApplySummary()
+    for res in results:
+        if res.status == "succeeded":
+            summary.applied += 1
+        else:
+            summary.failed += 1
+    return summary
 
 
 class Phase(abc.ABC):

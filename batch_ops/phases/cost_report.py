@@ -27,13 +27,13 @@ from batch_ops.paths import Layout
 from batch_ops.phases.base import (
     ApplySummary,
     ItemMeta,
-    OutputError,
     Phase,
     PhaseContext,
     PlannedItem,
     PlannedJob,
     SettledResult,
     make_custom_id,
+    parse_answer,
 )
 from batch_ops.phases.io import iter_settled, write_report
 from batch_ops.phases.prompts import routed_alias, structured_params, system_blocks
@@ -147,12 +147,7 @@ class CostReportPhase(Phase):
         return [PlannedJob(model_alias=alias, items=[item])]
 
     def parse_output(self, text: str) -> dict[str, Any]:
-        try:
-            return Analysis.model_validate_json(text).model_dump()
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(answer)"
-            raise OutputError(f"answer does not fit the analysis schema: {where}: {first['msg']}") from None
+        return parse_answer(Analysis, text, "analysis")
 
     def apply(self, ctx: PhaseContext, job_id: str, results: Iterator[SettledResult]) -> ApplySummary:
         summary = ApplySummary()

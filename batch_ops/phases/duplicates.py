@@ -14,20 +14,21 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from batch_ops.backlog import Ticket
 from batch_ops.markdown import cell
 from batch_ops.phases.base import (
     ApplySummary,
     ItemMeta,
-    OutputError,
     Phase,
     PhaseContext,
     PlannedItem,
     PlannedJob,
     SettledResult,
+    count_results,
     make_custom_id,
+    parse_answer,
 )
 from batch_ops.phases.io import iter_settled, write_report
 from batch_ops.phases.prompts import routed_alias, structured_params, system_blocks
@@ -181,20 +182,10 @@ class DuplicatesPhase(Phase):
         return [PlannedJob(model_alias=alias, items=items)] if items else []
 
     def parse_output(self, text: str) -> dict[str, Any]:
-        try:
-            return Judgement.model_validate_json(text).model_dump()
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(answer)"
-            raise OutputError(f"answer does not fit the judgement schema: {where}: {first['msg']}") from None
+        return parse_answer(Judgement, text, "judgement")
 
     def apply(self, ctx: PhaseContext, job_id: str, results: Iterator[SettledResult]) -> ApplySummary:
-        summary = ApplySummary()
-        for res in results:
-            if res.status == "succeeded":
-                summary.applied += 1
-            else:
-                summary.failed += 1
+        summary = count_results(results)
         judged = _latest_judgements(ctx, self.name, job_id)
         by_id = {t.id: t for t in ctx.scan.pending}
         current = {(c.a, c.b): c for c in candidates(ctx)}

@@ -30,13 +30,13 @@ from batch_ops.markdown import cell, inline
 from batch_ops.phases.base import (
     ApplySummary,
     ItemMeta,
-    OutputError,
     Phase,
     PhaseContext,
     PlannedItem,
     PlannedJob,
     SettledResult,
     make_custom_id,
+    parse_answer,
 )
 from batch_ops.phases.io import write_report
 from batch_ops.phases.prompts import structured_params, system_blocks
@@ -333,12 +333,7 @@ class RefinementPhase(Phase):
         return [PlannedJob(model_alias=alias, items=items) for alias, items in sorted(groups.items())]
 
     def parse_output(self, text: str) -> dict[str, Any]:
-        try:
-            return Refinement.model_validate_json(text).model_dump(exclude_none=True)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(answer)"
-            raise OutputError(f"answer does not fit the refinement schema: {where}: {first['msg']}") from None
+        return parse_answer(Refinement, text, "refinement", exclude_none=True)
 
     def apply(self, ctx: PhaseContext, job_id: str, results: Iterator[SettledResult]) -> ApplySummary:
         summary = ApplySummary()

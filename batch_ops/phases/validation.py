@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from batch_ops.markdown import cell, code, inline
 from batch_ops.phases.base import (
@@ -23,7 +23,9 @@ from batch_ops.phases.base import (
     PlannedItem,
     PlannedJob,
     SettledResult,
+    count_results,
     make_custom_id,
+    parse_answer,
 )
 from batch_ops.phases.io import latest_completed_results, write_report
 from batch_ops.phases.prompts import system_blocks
@@ -161,20 +163,10 @@ class ValidationPhase(Phase):
     def parse_output(self, text: str) -> dict[str, Any]:
         if len(text) > MAX_ANSWER_CHARS:
             raise OutputError(f"answer too long ({len(text)} characters, limit {MAX_ANSWER_CHARS})")
-        try:
-            return Verdict.model_validate_json(text).model_dump()
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(answer)"
-            raise OutputError(f"answer does not fit the verdict schema: {where}: {first['msg']}") from None
+        return parse_answer(Verdict, text, "verdict")
 
     def apply(self, ctx: PhaseContext, job_id: str, results: Iterator[SettledResult]) -> ApplySummary:
-        summary = ApplySummary()
-        for res in results:
-            if res.status == "succeeded":
-                summary.applied += 1
-            else:
-                summary.failed += 1
+        summary = count_results(results)
         verdicts = latest_completed_results(ctx.layout, self.name, extra_job=job_id)
         rows: list[dict[str, Any]] = []
         for ticket in sorted(ctx.scan.pending, key=lambda t: t.id):

@@ -165,8 +165,12 @@ def test_result_folder_of_a_job_that_links_out_is_refused(cli: Any, sample_repo:
     layout = Layout(sample_repo)
     jobs, _ = read_queue(layout)
     layout.results_dir.mkdir(exist_ok=True)
-    os.symlink(outside, layout.results_dir / jobs[0].id)  # the job's working folder, committed as a link out
-    res = cli(sample_repo, "submit")
+    shutil.rmtree(layout.results_dir / jobs[0].id, ignore_errors=True)  # submit keeps its ids there
+    os.symlink(outside, layout.results_dir / jobs[0].id)
+    import time
+
+    time.sleep(0.4)
+    res = cli(sample_repo, "reconcile")
     assert res.code == 1 and "resolves outside .backlog-ops/" in res.err
     assert list(outside.iterdir()) == []
     shutil.rmtree(outside)

@@ -211,11 +211,13 @@ def _settle_repo(root: Path, result_lines: bytes) -> Layout:
     ]  # fmt: skip
     payload.write_text("".join(json.dumps(i) + "\n" for i in items))
     record = s.job_record("job-20260218-0001")
-    record["batches"][0]["status"] = "downloaded"
+    record["batches"][0].update(status="downloaded", round=1, chunk=0)
+    record["round_submitted"] = True
     layout.queue_file.write_text(json.dumps(record) + "\n")
     batch_dir = layout.results_dir / "job-20260218-0001"
     batch_dir.mkdir(parents=True)
-    (batch_dir / "r1-c0.ids").write_text("btv-FEAT-1\nbtv-FEAT-2\n")  # the engine's per-batch files
+    # The engine names a batch's files by round and chunk; the ids file says which requests it holds.
+    (batch_dir / "r1-c0.ids").write_text("".join(i["custom_id"] + "\n" for i in items))
     (batch_dir / "r1-c0.results.jsonl").write_bytes(result_lines)
     return layout
 

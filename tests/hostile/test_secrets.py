@@ -150,7 +150,7 @@ def _every_path(run: Runner, repo: Path, sandbox: SandboxServer, gh: FakeGitHub)
     # 2. Auth error on submit, the provider quoting the key back: paused, alert opened.
     touch_ticket(1)
     sandbox.set_scenario({"endpoints": {"create": ["401"]}, "echo_credentials": True})
-    assert run("enqueue").returncode == 0
+    assert run("enqueue", "--batch").returncode == 0
     auth = run("submit")
     assert auth.returncode == 4 and REDACTED in auth.stderr  # the echo arrived and was scrubbed
     assert run("alert", "auth-billing").returncode == 0
