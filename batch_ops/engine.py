@@ -694,8 +694,6 @@ class Engine:
                     raise _PayloadProblem(f"{where} is nested too deeply to read") from None
                 except ValueError as exc:
                     raise _PayloadProblem(f"{where} is not JSON ({exc})") from None
-                except RecursionError:
-                    raise _PayloadProblem(f"{where} is not JSON (nested too deeply)") from None
                 cid = data.get("custom_id") if isinstance(data, dict) else None
                 if not isinstance(cid, str) or not CUSTOM_ID_RE.fullmatch(cid):
                     raise _PayloadProblem(f"{where}: custom_id {cid!r} does not match ^[a-zA-Z0-9_-]{{1,64}}$")
