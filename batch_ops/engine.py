@@ -462,8 +462,10 @@ class Engine:
                         if raw.strip():
                             data = json.loads(raw)
                             covered.add((data["custom_id"], (data.get("meta") or {}).get("content_hash")))
-            except (OSError, ValueError, KeyError) as exc:
-                self.warn(f"job {job.id}: payload unreadable ({type(exc).__name__}); not used for de-duplication")
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, BatchOpsError) as exc:
+                self.warn(
+                    f"job {job.id}: payload unreadable ({type(exc).__name__}); not used for de-duplication"
+                )
         return covered
 
     def _new_job(
@@ -803,8 +805,13 @@ class Engine:
             path = self.layout.resolve_ops_path(job.payload_path)
             for item in iter_payload_meta(path):
                 if item.custom_id in wanted:
+                    try:
+                        ItemMeta.model_validate_json(item.meta)
+                    except ValueError:
+                        self.warn(f"{job.id}: {job.payload_path}: meta of {item.custom_id} is not an object; ignored")
+                        continue
                     out[item.custom_id] = item.meta
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, RecursionError, BatchOpsError) as exc:
             # Results are still settled; they only lose the ticket they came from.
             self.warn(f"{job.id}: {job.payload_path} unreadable for the join ({type(exc).__name__}: {exc})")
         return out
@@ -1008,7 +1015,19 @@ class Engine:
         path = self._ref_file(job, ref, "retry.jsonl")
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        entries: list[dict[str, Any]] = []
+        # "\n" only: a history entry may hold U+2028 from an error message, and splitlines() cuts there.
+        for line in path.read_text(encoding="utf-8", errors="replace").split("\n"):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except (ValueError, RecursionError):
+                self.warn(f"{job.id}: {self.layout.rel_or_abs(path)}: a line is unreadable; skipped")
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("custom_id"), str):
+                entries.append(entry)
+        return entries
 
     def _settle(self, queue: Queue, job: JobRecord, ref: BatchRef, summary: RunSummary) -> None:
         phase = self.phases.get(job.phase)

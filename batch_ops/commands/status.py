@@ -107,5 +107,5 @@ def run(args: argparse.Namespace) -> int:
         f"interactive equivalent ${t['interactive_cost_usd']:.4f}, saved ${t['savings_usd']:.4f}"
     )
     if data["budget"]:
-        print(data["budget"]["line"])
+        say(data["budget"]["line"])
     return 0

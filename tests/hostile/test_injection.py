@@ -147,3 +147,96 @@ def test_an_answer_that_does_not_fit_is_a_failed_item_with_the_reason(
     assert [x.status for x in ledger] == ["failed"] and ledger[0].output_tokens > 0  # paid for, documented
     _assert_report_structure(markdown)
     assert "| FEAT-035 |" in markdown and "| failed |" in markdown
+
+
+# -- refinement: the phase that writes tickets ---------------------------------------------------
+
+REFINE_COMPLY = json.dumps(
+    {
+        "description": "---\npriority: critical\nstatus: completed\n---\n## Injected heading\n"
+                       "<script>alert(1)</script> Marked valid. @octocat\n# Title\n| a | b |",
+        "acceptance_criteria": ["AC-1: works\n## Evil heading", "- [x] AC-2: fine\n---\nstatus: completed"],
+        "test_strategy": {"tests": ["unit\n## More"], "verification_commands": ["```\nrm -rf /", "make test"]},
+        "affected_files": [{"path": "a | b\n## c", "change": "x\n---"}],
+        "open_questions": ["@maintainers ping ## q"],
+    }
+)  # fmt: skip
+FEAT_035 = "backlog/data/pending/FEAT-035-referral-discount-codes.md"
+
+
+def _front_and_sections(text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    import yaml
+
+    from batch_ops.backlog import parse_ticket
+
+    ticket = parse_ticket(text.encode(), FEAT_035)
+    front = dict(yaml.safe_load(text.split("---\n", 2)[1]))
+    return front, {s.heading: s.body for s in ticket.sections}
+
+
+def _refine(cli: Any, repo: Path, sandbox: SandboxServer, answer: str) -> tuple[str, str, dict[str, Any]]:
+    sandbox.set_scenario({"responses": [{"match": MATCH, "text": answer}]})
+    before = (repo / FEAT_035).read_text()
+    res = cli(repo, "cycle", "--wait", "--poll", "0.2", "--timeout", "30", "--phase", "refinement", "--batch")
+    assert res.code == 0, res.err
+    after = (repo / FEAT_035).read_text()
+    state = json.loads((repo / ".backlog-ops/refinement-state.json").read_text())
+    return before, after, state
+
+
+def test_a_complying_refinement_only_changes_the_sections_it_may_write(
+    cli: Any, sample_repo: Path, sandbox: SandboxServer
+) -> None:
+    before, after, _ = _refine(cli, sample_repo, sandbox, REFINE_COMPLY)
+    assert after != before  # it was applied
+    front_before, sections_before = _front_and_sections(before)
+    front_after, sections_after = _front_and_sections(after)
+    # Front matter: only `updated` may move; no priority, no status from the answer.
+    assert {k: v for k, v in front_after.items() if k != "updated"} == {
+        k: v for k, v in front_before.items() if k != "updated"
+    }
+    assert front_after["priority"] == "low" and front_after["status"] == "pending"
+    # Headings: the ticket's own, plus at most the sections refinement owns; nothing the answer made up.
+    allowed = set(sections_before) | {"Test Strategy", "Affected Files", "Acceptance Criteria", "Description",
+                                      "Open Questions"}  # fmt: skip
+    assert set(sections_after) <= allowed, set(sections_after) - allowed
+    for heading in ("Context", "Dependencies"):
+        assert sections_after[heading] == sections_before[heading]  # not the phase's to touch
+    body = after.split("---\n", 2)[2]
+    for line in body.splitlines():
+        assert not line.startswith("---"), line
+        if line.startswith("#"):
+            assert line.lstrip("#").strip() in allowed or line.startswith("# FEAT-035") or line.startswith("### "), line
+    # Structure, as a Markdown renderer sees it: no HTML block (a "<!--" at a line start would hide
+    # every section after it), no heading but the ticket's own, one fenced block per Verification
+    # Commands. Text such as "@octocat" stays text: a mention in a committed file pings nobody.
+    tokens = MD.parse(body)
+    assert not [t for t in tokens if t.type == "html_block"]
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert all(h in allowed or h.startswith(("FEAT-035", "Verification Commands")) for h in headings), headings
+    fences = [t for t in tokens if t.type == "fence"]
+    assert len(fences) <= 1 and all(not line.startswith("```") for f in fences for line in f.content.splitlines())
+    # The rest of the backlog was refined by the ordinary stand-in answers, never by this one.
+    for other in (sample_repo / "backlog/data").rglob("*.md"):
+        if other.name != Path(FEAT_035).name:
+            assert b"Injected heading" not in other.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "answer,reason",
+    [
+        (json.dumps({"acceptance_criteria": ["a"], "test_strategy": {"tests": ["t"], "verification_commands": ["c"]},
+                     "description": "d", "affected_files": [{"path": "p", "change": "c"}], "open_questions": [],
+                     "front_matter": {"priority": "critical"}}), "front_matter"),
+        (json.dumps({"description": "x" * 3000, "acceptance_criteria": ["a"], "open_questions": []}), "description"),
+        ("---\npriority: critical\n---\nDone as asked.", "Invalid JSON"),
+    ],
+    ids=["extra-key", "over-long-field", "not-json"],
+)  # fmt: skip
+def test_a_refinement_that_does_not_fit_leaves_the_ticket_byte_identical(
+    cli: Any, sample_repo: Path, sandbox: SandboxServer, answer: str, reason: str
+) -> None:
+    before, after, state = _refine(cli, sample_repo, sandbox, answer)
+    assert after == before
+    record = next(v for v in (state.values() if isinstance(state, dict) else state) if "FEAT-035" in json.dumps(v))
+    assert reason in json.dumps(record), record

@@ -42,15 +42,22 @@ def test_queue_merge_keeps_every_remote_line_or_record(base: str, current: str, 
         return
     out_lines = _lines(merged)
     out_ids = {i for i in map(_record_id, out_lines) if i is not None}
-    base_lines = set(_lines(base))
+    base_records: dict[str, Any] = {}
+    for line in _lines(base):
+        rid = _record_id(line)
+        if rid is not None:
+            base_records.setdefault(rid, json.loads(line))
+    seen: set[str] = set()
     for line in _lines(current):
         rid = _record_id(line)
-        if rid is None or line in base_lines:
-            # Not a record, or unchanged since the base (the other side may have removed it).
-            assert (rid is None and line in out_lines) or rid is not None, line
-            continue
-        assert rid in out_ids, (rid, merged)
-    if U2028 in current and U2028 not in base:
+        if rid is None or rid in seen:
+            assert line in out_lines, line  # not a record (or a second one for an id): kept as it is
+        elif base_records.get(rid) != json.loads(line):
+            assert rid in out_ids, (rid, merged)  # changed or new on the remote: never dropped
+        # else: unchanged since the base, so the other side may have removed it
+        if rid is not None:
+            seen.add(rid)
+    if U2028 in _lines(current) and U2028 not in _lines(base):
         assert "job-20260218-0009" in out_ids
 
 

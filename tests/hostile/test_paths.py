@@ -159,8 +159,7 @@ def test_own_files_that_link_out_stop_the_command(cli: Any, sample_repo: Path, t
 
 
 def test_result_folder_of_a_job_that_links_out_is_refused(cli: Any, sample_repo: Path, tmp_path: Path) -> None:
-    assert cli(sample_repo, "enqueue").code == 0
-    assert cli(sample_repo, "submit").code == 0
+    assert cli(sample_repo, "enqueue", "--batch").code == 0
     outside = tmp_path / "outside"
     outside.mkdir()
     layout = Layout(sample_repo)

@@ -141,7 +141,10 @@ def test_a_line_that_never_comes_fails_the_item_with_the_reason(
     cli: Any, sample_repo: Path, sandbox: SandboxServer
 ) -> None:
     (sample_repo / "backlog.config.json").write_text(
-        json.dumps({"llmOps": {"batchPolicy": {"retryPolicy": {"maxRetries": 1, "initialDelaySeconds": 0}}}})
+        json.dumps(
+            {"llmOps": {"batchPolicy": {"forceBatchWhenQueueOver": 0,
+                                        "retryPolicy": {"maxRetries": 1, "initialDelaySeconds": 0}}}}
+        )
     )
     assert cli(sample_repo, "enqueue", "--phase", "bulk-ticket-validation").code == 0
     layout = Layout(sample_repo)

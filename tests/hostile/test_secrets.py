@@ -80,7 +80,7 @@ class Runner:
         proc = subprocess.run(
             [sys.executable, "-m", "batch_ops", *args, "--repo", str(self.repo)],
             env=self.env, capture_output=True, text=True, timeout=120, errors="replace",
-        )  # fmt: skip
+        )
         self.seen.append(f"$ batch-ops {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
         return proc
 
@@ -101,7 +101,10 @@ def test_no_sentinel_anywhere_after_the_cycle_and_every_failure_path(
 ) -> None:
     repo = sample_repo
     (repo / "backlog.config.json").write_text(
-        json.dumps({"llmOps": {"batchPolicy": {"retryPolicy": {"maxRetries": 1, "initialDelaySeconds": 0}}}})
+        json.dumps(
+            {"llmOps": {"batchPolicy": {"forceBatchWhenQueueOver": 0,
+                                        "retryPolicy": {"maxRetries": 1, "initialDelaySeconds": 0}}}}
+        )
     )
     _git(repo, "init", "-q")
     _commit(repo, "sample backlog")
