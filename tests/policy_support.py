@@ -11,6 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from batch_ops.ledger import LedgerLine, LedgerProblem, iter_ledger
 from batch_ops.paths import Layout
 from batch_ops.phases.base import SettledResult
@@ -18,7 +20,21 @@ from batch_ops.phases.io import iter_settled
 from batch_ops.queue import JobRecord, read_queue
 from batch_ops.sandbox import SandboxServer
 
+# The sample backlog's cheap-llm and requires-frontier tickets (its README lists them).
+CHEAP, FRONTIER = 7, 4
+
 FAST_RETRY = {"maxRetries": 3, "backoffMultiplier": 2.0, "initialDelaySeconds": 0.01, "maxDelaySeconds": 0.05}
+
+
+@pytest.fixture(autouse=True)
+def validation_only_in_batch(request: pytest.FixtureRequest) -> None:
+    """These tests are about the batch path: one phase, and every job a batch however small.
+
+    Autouse, so it applies to every module that imports it.
+    """
+    if "sample_repo" in request.fixturenames:
+        configure(request.getfixturevalue("sample_repo"), eligiblePhases=["bulk-ticket-validation"],
+                  forceBatchWhenQueueOver=0)  # fmt: skip
 
 
 def configure(repo: Path, **policy: Any) -> None:

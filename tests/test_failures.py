@@ -18,7 +18,9 @@ import pytest
 from batch_ops.paths import Layout
 from batch_ops.sandbox import SandboxServer
 from tests.conftest import TEST_KEY
-from tests.policy_support import (
+from tests.policy_support import (  # validation_only_in_batch: autouse, active where imported
+    CHEAP,
+    FRONTIER,
     assert_ledger_once,
     assert_no_duplicate_batches,
     batch_sizes,
@@ -28,17 +30,8 @@ from tests.policy_support import (
     ledger,
     reconcile_until_done,
     results,
+    validation_only_in_batch,  # noqa: F401
 )
-
-CHEAP, FRONTIER = 7, 4
-
-@pytest.fixture(autouse=True)
-def _validation_only_in_batch(request: pytest.FixtureRequest) -> None:
-    """These tests are about the batch path: one phase, and every job a batch however small."""
-    if "sample_repo" in request.fixturenames:
-        configure(request.getfixturevalue("sample_repo"), eligiblePhases=["bulk-ticket-validation"],
-                  forceBatchWhenQueueOver=0)  # fmt: skip
-
 
 
 @pytest.fixture

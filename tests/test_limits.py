@@ -26,7 +26,9 @@ from batch_ops.providers.anthropic import AnthropicProvider
 from batch_ops.providers.base import ProviderRequest
 from batch_ops.sandbox import SandboxServer
 from tests.conftest import TEST_KEY
-from tests.policy_support import (
+from tests.policy_support import (  # validation_only_in_batch: autouse, active where imported
+    CHEAP,
+    FRONTIER,
     assert_ledger_once,
     assert_no_duplicate_batches,
     batch_sizes,
@@ -35,17 +37,8 @@ from tests.policy_support import (
     jobs,
     ledger,
     reconcile_until_done,
+    validation_only_in_batch,  # noqa: F401
 )
-
-CHEAP, FRONTIER = 7, 4
-
-@pytest.fixture(autouse=True)
-def _validation_only_in_batch(request: pytest.FixtureRequest) -> None:
-    """These tests are about the batch path: one phase, and every job a batch however small."""
-    if "sample_repo" in request.fixturenames:
-        configure(request.getfixturevalue("sample_repo"), eligiblePhases=["bulk-ticket-validation"],
-                  forceBatchWhenQueueOver=0)  # fmt: skip
-
 
 
 def _payload(repo: Path, alias: str) -> list[dict[str, Any]]:
