@@ -7,6 +7,9 @@ line into the request JSON (the line without its ``meta``) and the ``meta`` JSON
 ``custom_id`` then ``params``, and the last top-level member is a ``meta`` object), and a line in
 any other shape (a hand-edited payload, say) is parsed in full instead, so the result is the same.
 
+Submit goes further (``parse_request_line``): it parses the whole line once, member by member, and
+sends the request as the line's own bytes, so the bytes it sizes a batch by are the bytes it sends.
+
 Why a cut cannot be fooled: inside a JSON string a quote is always escaped, so ``,"meta":`` can
 only occur as structure; the last such occurrence either starts our top-level ``meta`` or lies
 inside its value, and then the text after the decoded value is more than the one closing brace.
