@@ -45,7 +45,7 @@ from batch_ops.config import Config, ModelPrice
 from batch_ops.errors import BatchOpsError, PolicyRefusal, StateError
 from batch_ops.ledger import LedgerAppend, LedgerLine, keys_for_batch, price_usage
 from batch_ops.paths import Layout, safe_file_name
-from batch_ops.payload import iter_payload_meta
+from batch_ops.payload import iter_payload_meta, parse_request_line
 from batch_ops.phases.base import ItemMeta, OutputError, Phase, PhaseContext, PlannedItem, SettledResult
 from batch_ops.phases.io import iter_settled
 from batch_ops.policy import (
@@ -179,7 +179,7 @@ class RunSummary(BaseModel):
                 setattr(self, name, getattr(self, name) + value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlanItem:
     """What chunking needs to know of one request."""
 
@@ -215,11 +215,15 @@ def clear_pause(layout: Layout) -> bool:
         return False
 
 
-def cache_prefix_key(params: dict[str, Any]) -> str | None:
+def cache_prefix_key(params: dict[str, Any], memo: dict[Any, str] | None = None) -> str | None:
     """A key shared by requests whose cached prompt prefix is the same; None if nothing is cached.
 
     The cache covers tools, then system, then messages, up to the last ``cache_control``
     breakpoint (all of it with a top-level ``cache_control``), for one model.
+
+    ``memo`` (one dict per planning pass) spares the canonical JSON and its hash for a prefix seen
+    before: every request of a job usually shares one, and serialising it per request cost most of
+    what planning costs besides the parse.
     """
     blocks: list[Any] = [("tool", t) for t in params.get("tools") or []]
     system = params.get("system")
@@ -241,8 +245,52 @@ def cache_prefix_key(params: dict[str, Any]) -> str | None:
         if not marked:
             return None
         last = marked[-1]
-    canonical = json.dumps([params.get("model"), blocks[: last + 1]], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
+    prefix = [params.get("model"), blocks[: last + 1]]
+    frozen = _frozen(prefix) if memo is not None else None
+    if frozen is not None and memo is not None:
+        key = memo.get(frozen)
+        if key is not None:
+            return key
+    canonical = json.dumps(prefix, sort_keys=True, ensure_ascii=False)
+    key = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
+    if frozen is not None and memo is not None:
+        if len(memo) >= _PREFIX_MEMO_MAX:
+            memo.clear()  # prefixes that differ per request: keep the memo from holding them all
+        memo[frozen] = key
+    return key
+
+
+_PREFIX_MEMO_MAX = 64
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable value equal for two prefixes exactly when their canonical JSON is; None if unsure.
+
+    Only strings, None, lists, tuples and dicts with string keys are frozen: Python equates
+    ``True``, ``1`` and ``1.0``, which JSON tells apart, so a prefix holding a number is left to
+    the JSON. Dicts are tagged and sorted by key (as ``sort_keys``), lists tagged apart from them.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            return None
+        items: list[Any] = ["{"]
+        for k in sorted(value):
+            v = _frozen(value[k])
+            if v is None and value[k] is not None:
+                return None
+            items.append((k, v))
+        return tuple(items)
+    if isinstance(value, (list, tuple)):
+        out: list[Any] = ["["]
+        for item in value:
+            v = _frozen(item)
+            if v is None and item is not None:
+                return None
+            out.append(v)
+        return tuple(out)
+    return None
 
 
 def plan_chunks(items: Iterable[PlanItem], max_requests: int, max_bytes: int) -> list[list[PlanItem]]:
@@ -647,14 +695,17 @@ class Engine:
             waiting = sorted(
                 (b for b in job.batches if b.round == rnd and b.status == "creating"), key=lambda b: b.chunk
             )
+            # One checked pass over the payload serves the whole round: planning, and every create's
+            # body, read back by offset (see _scan_payload).
+            index = self._scan_payload(job, rnd)
             for ref in waiting:  # intents recorded by an earlier run: their ids are fixed already
-                self._create_batch(queue, job, ref, summary)
-            for ids in self._plan_round(job, rnd):
+                self._create_batch(queue, job, ref, summary, index)
+            for ids in self._plan_round(job, rnd, index):
                 if self._in_flight(queue) >= cap:
                     summary.notes.append(f"{job.id}: waiting for a slot (maxConcurrentBatchJobs={cap})")
                     return
                 ref = self._new_ref(queue, job, rnd, ids)
-                self._create_batch(queue, job, ref, summary)
+                self._create_batch(queue, job, ref, summary, index)
         except _PayloadProblem as exc:
             self._fail_payload(queue, job, str(exc), summary)
             return
@@ -732,25 +783,85 @@ class Engine:
         except FileNotFoundError:
             raise StateError(f"job {job.id}: {self.layout.rel_or_abs(path)} is missing") from None
 
-    def _plan_round(self, job: JobRecord, rnd: int) -> list[list[str]]:
-        """The batches still to create for this round: its requests not yet in one of its batches."""
+    def _scan_payload(self, job: JobRecord, rnd: int) -> _PayloadIndex:
+        """Check every payload line (as ``_payload_lines`` does) and note where each request sits.
+
+        A line in the engine's own layout is parsed once (``payload.parse_request_line``) and its
+        request is sent as the bytes it already is: a create reads them back by offset
+        (``_BatchRequests``), so planning and sending cost one parse of the payload, no
+        serialisation, and no batch's bytes held in memory. A line in any other shape is parsed in
+        full and re-serialised when it is sent, as before. Lines are split on ``\n`` only, as the
+        reconcile's join reads them (``iter_payload_meta``).
+        """
         wanted = self._round_ids(job, rnd)
         taken: set[str] = set()
         for ref in job.batches:
             if ref.round == rnd:
                 taken.update(self._ref_ids(job, ref))
+        path = self.layout.resolve_ops_path(job.payload_path)
+        if not path.is_file():
+            raise _PayloadProblem(f"{job.payload_path} is missing")
         provider = self.provider
-        items = [
-            PlanItem(
-                custom_id=cid,
-                size=provider.request_bytes(ProviderRequest(custom_id=cid, params=data["params"])),
-                prefix=cache_prefix_key(data["params"]),
-            )
-            for cid, data in self._payload_lines(job)
-            if (wanted is None or cid in wanted) and cid not in taken
-        ]
-        budget = self.max_batch_bytes - provider.envelope_bytes()
-        return [[i.custom_id for i in chunk] for chunk in plan_chunks(items, self.max_batch_requests, budget)]
+        seen: set[str] = set()
+        spans: dict[str, tuple[int, int]] = {}
+        todo: list[PlanItem] = []
+        memo: dict[Any, str] = {}
+        with open(path, "rb") as fh:
+            stamp = _stamp(os.fstat(fh.fileno()))
+            offset = 0
+            for number, raw in enumerate(fh, start=1):
+                start = offset
+                offset += len(raw)
+                if raw.isspace():
+                    continue
+                fast = parse_request_line(raw)
+                if fast is not None:
+                    cid, params, size = fast
+                else:
+                    cid, params = self._checked_line(job, raw, number)
+                    size = -len(raw)  # re-serialised from a full parse when sent
+                if cid in seen:
+                    raise _PayloadProblem(f"{job.payload_path} line {number}: custom_id {cid} appears twice")
+                if not isinstance(params, dict):
+                    raise _PayloadProblem(f"{job.payload_path} line {number}: params must be an object")
+                seen.add(cid)
+                if wanted is not None and cid not in wanted:
+                    continue
+                spans[cid] = (start, size)
+                if cid in taken:
+                    continue
+                if size > 0:
+                    json_bytes = size + 1
+                else:
+                    try:
+                        json_bytes = len(_compact({"custom_id": cid, "params": params}).encode("utf-8"))
+                    except UnicodeEncodeError:
+                        raise _PayloadProblem(
+                            f"{job.payload_path} line {number}: params hold a lone surrogate (\\ud800-\\udfff)"
+                        ) from None
+                todo.append(PlanItem(cid, provider.request_json_bytes(json_bytes), cache_prefix_key(params, memo)))
+        return _PayloadIndex(path=path, stamp=stamp, spans=spans, todo=todo)
+
+    def _checked_line(self, job: JobRecord, raw: bytes, number: int) -> tuple[str, Any]:
+        """custom_id and params of a line in another shape, with ``_payload_lines``'s checks and messages."""
+        where = f"{job.payload_path} line {number}"
+        try:
+            data = json.loads(raw.decode("utf-8", errors="replace"))
+        except RecursionError:
+            raise _PayloadProblem(f"{where} is nested too deeply to read") from None
+        except ValueError as exc:
+            raise _PayloadProblem(f"{where} is not JSON ({exc})") from None
+        cid = data.get("custom_id") if isinstance(data, dict) else None
+        if not isinstance(cid, str) or not CUSTOM_ID_RE.fullmatch(cid):
+            raise _PayloadProblem(f"{where}: custom_id {cid!r} does not match ^[a-zA-Z0-9_-]{{1,64}}$")
+        return cid, data.get("params")
+
+    def _plan_round(self, job: JobRecord, rnd: int, index: _PayloadIndex | None = None) -> list[list[str]]:
+        """The batches still to create for this round: its requests not yet in one of its batches."""
+        if index is None:
+            index = self._scan_payload(job, rnd)
+        budget = self.max_batch_bytes - self.provider.envelope_bytes()
+        return [[i.custom_id for i in chunk] for chunk in plan_chunks(index.todo, self.max_batch_requests, budget)]
 
     def _new_ref(self, queue: Queue, job: JobRecord, rnd: int, ids: list[str]) -> BatchRef:
         chunk = max((b.chunk for b in job.batches if b.round == rnd), default=-1) + 1
@@ -775,22 +886,17 @@ class Engine:
             raise _PayloadProblem(f"{job.payload_path} no longer holds {', '.join(missing[:5])}")
         return [found[c] for c in ids]
 
-    def _request_bodies(self, job: JobRecord, ids: list[str]) -> list[bytes]:
-        """Each request of the batch as the compact UTF-8 JSON sent (checked line by line as before).
-
-        Serialised as soon as it is read: a chunk costs its own bytes (up to 256 MB), not the
-        several times more that parsed params as Python objects took.
-        """
-        wanted = set(ids)
-        found = {
-            cid: _compact({"custom_id": cid, "params": data["params"]}).encode("utf-8")
-            for cid, data in self._payload_lines(job)
-            if cid in wanted
-        }
-        missing = [c for c in ids if c not in found]
+    def _batch_requests(self, job: JobRecord, ref: BatchRef, index: _PayloadIndex) -> _BatchRequests:
+        """The requests of a batch as the compact UTF-8 JSON sent, read from the payload as it is sent."""
+        ids = self._ref_ids(job, ref)
+        if index.stamp != _stamp(index.path.stat()):
+            # Changed since it was checked (by hand, between two creates): check it again.
+            fresh = self._scan_payload(job, ref.round)
+            index.stamp, index.spans = fresh.stamp, fresh.spans
+        missing = [c for c in ids if c not in index.spans]
         if missing:
             raise _PayloadProblem(f"{job.payload_path} no longer holds {', '.join(missing[:5])}")
-        return [found[c] for c in ids]
+        return _BatchRequests(index.path, index.stamp, [(c, *index.spans[c]) for c in ids])
 
     def _metas_for(self, job: JobRecord, ids: Iterable[str]) -> dict[str, str]:
         """custom_id -> meta JSON, read from the payload's bytes without decoding the prompts.
@@ -818,8 +924,10 @@ class Engine:
 
     # -- create ---------------------------------------------------------------------------------
 
-    def _create_batch(self, queue: Queue, job: JobRecord, ref: BatchRef, summary: RunSummary) -> None:
-        requests = self._request_bodies(job, self._ref_ids(job, ref))
+    def _create_batch(
+        self, queue: Queue, job: JobRecord, ref: BatchRef, summary: RunSummary, index: _PayloadIndex
+    ) -> None:
+        requests = self._batch_requests(job, ref, index)
 
         def attempt() -> tuple[BatchInfo, bool]:
             # Before every create, a create that may have worked is looked for first.
@@ -1367,6 +1475,58 @@ class Engine:
 
 # The same bytes as providers.base.compact_json_bytes measures when the chunks are planned.
 _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+@dataclass
+class _PayloadIndex:
+    """Where the requests of one round sit in the payload, from one checked pass (``_scan_payload``)."""
+
+    path: Path
+    stamp: tuple[int, int, int, int]  # the file as it was checked: a create first makes sure it still is
+    # custom_id -> (offset of its line, n): the request is the line's first n bytes and "}" for n > 0,
+    # or, for -n, the line's length and a full parse and re-serialisation (a line in another shape).
+    spans: dict[str, tuple[int, int]]
+    todo: list[PlanItem]  # the round's requests in no batch yet, in payload order
+
+
+class _BatchRequests:
+    """One batch's requests (compact UTF-8 JSON each), read from the payload each time it is iterated.
+
+    A create streams its body from this: memory holds one read buffer, not the batch (up to
+    256 MB), and a retried create iterates it again. Each request's bytes are checked to start
+    with its own head, so a payload changed behind the index's back is never sent as another
+    request; the index has checked the whole line before.
+    """
+
+    def __init__(self, path: Path, stamp: tuple[int, int, int, int], spans: list[tuple[str, int, int]]) -> None:
+        self.path = path
+        self.stamp = stamp
+        self.spans = spans
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb", buffering=_READ_BUFFER) as fh:
+            if _stamp(os.fstat(fh.fileno())) != self.stamp:
+                raise StateError(f"{self.path.name} changed while its batch was being sent")
+            for cid, offset, n in self.spans:
+                fh.seek(offset)  # requests are mostly in payload order: within the buffer, no system call
+                if n > 0:
+                    data = fh.read(n)
+                    if not data.startswith(b'{"custom_id":"%s","params":' % cid.encode()):
+                        raise StateError(f"{self.path.name} changed while its batch was being sent")
+                    yield data + b"}"
+                else:
+                    data = json.loads(fh.read(-n).decode("utf-8", errors="replace"))
+                    yield _compact({"custom_id": cid, "params": data["params"]}).encode("utf-8")
+
+
+_READ_BUFFER = 1 << 20
 
 
 def wait_until(deadline: float) -> float:

@@ -7,6 +7,9 @@ line into the request JSON (the line without its ``meta``) and the ``meta`` JSON
 ``custom_id`` then ``params``, and the last top-level member is a ``meta`` object), and a line in
 any other shape (a hand-edited payload, say) is parsed in full instead, so the result is the same.
 
+Submit goes further (``parse_request_line``): it parses the whole line once, member by member, and
+sends the request as the line's own bytes, so the bytes it sizes a batch by are the bytes it sends.
+
 Why a cut cannot be fooled: inside a JSON string a quote is always escaped, so ``,"meta":`` can
 only occur as structure; the last such occurrence either starts our top-level ``meta`` or lies
 inside its value, and then the text after the decoded value is more than the one closing brace.
@@ -15,9 +18,10 @@ inside its value, and then the text after the decoded value is more than the one
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 _DECODER = json.JSONDecoder()
 _HEAD = '{"custom_id":'
@@ -125,3 +129,44 @@ def iter_payload(path: Path) -> Iterator[PayloadItem]:
         for raw in fh:
             if raw.strip():
                 yield split_line(raw)
+
+
+# The head of a line in our layout whose custom_id is valid as it stands (the API's pattern needs
+# no JSON escapes): ASCII, so its byte and character offsets agree.
+_REQUEST_HEAD_B = re.compile(rb'\{"custom_id":"([a-zA-Z0-9_-]{1,64})","params":')
+
+
+class RequestLine(NamedTuple):
+    """One payload line in our layout, parsed once, with where its request sits in the line's bytes."""
+
+    custom_id: str
+    params: Any  # the parsed params, for the engine's checks and the cache-prefix key
+    request_bytes: int  # the request is the line's first ``request_bytes`` bytes and a closing brace
+
+
+def parse_request_line(raw: bytes) -> RequestLine | None:
+    """Parse a payload line written in our layout; None for any other shape (parse it in full then).
+
+    The whole line is parsed, member by member (custom_id, params, meta, then the closing brace,
+    nothing else), so a line accepted here is valid JSON, a top-level object with exactly those
+    members, and ``line[:request_bytes] + b"}"`` is exactly ``{"custom_id":...,"params":...}`` as
+    the line spells it. Submit sends those bytes as they are: the request is not re-serialised,
+    and the size planned is the size sent. Invalid UTF-8 is another shape (the full parse replaces
+    it, as the engine always has).
+    """
+    line = raw.rstrip(b"\r\n")
+    head = _REQUEST_HEAD_B.match(line)
+    if head is None:
+        return None
+    try:
+        text = line.decode("utf-8")
+        params, end = _DECODER.raw_decode(text, head.end())
+        if text.startswith(_META, end):
+            meta, meta_end = _DECODER.raw_decode(text, end + len(_META))
+            if not isinstance(meta, dict) or text[meta_end:] != "}":
+                return None
+        elif text[end:] != "}":
+            return None
+    except (ValueError, RecursionError):
+        return None
+    return RequestLine(head.group(1).decode("ascii"), params, len(line) - len(text[end:].encode("utf-8")))

@@ -155,6 +155,30 @@ def test_cache_prefix_key_follows_the_last_breakpoint() -> None:
     assert cache_prefix_key({**a1, "system": "plain", "cache_control": {"type": "ephemeral"}}) is not None
 
 
+def test_cache_prefix_key_is_the_same_with_the_memo() -> None:
+    """The memo of a planning pass gives each prefix the key its canonical JSON gives."""
+    a1 = _params("shared rubric A", "ticket 1")
+    tool = {"name": "t", "input_schema": {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}}}
+    variants = [
+        a1, _params("shared rubric A", "ticket 2"), _params("rubric B", "ticket 1"),
+        {**a1, "model": "claude-opus-4-6"}, {**a1, "tools": [tool]},
+        {**a1, "tools": [{**tool, "input_schema": {"minimum": True}}]},
+        {**a1, "tools": [{**tool, "input_schema": {"minimum": 1.0}}]},
+        {**a1, "system": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]},
+        {**a1, "system": [{"text": "x", "type": "text", "cache_control": {"ttl": "1h", "type": "ephemeral"}}]},
+        {**a1, "system": [{"type": "text", "text": ["x"], "cache_control": {"type": "ephemeral"}}]},
+        {**a1, "system": [{"type": "text", "text": {"x": None}, "cache_control": {"type": "ephemeral"}}]},
+        {**a1, "system": "plain", "cache_control": {"type": "ephemeral"}},
+        _params("shared rubric A", "ticket 1", cached=False),
+    ]  # fmt: skip
+    memo: dict[Any, str] = {}
+    for _ in range(2):
+        for params in variants:
+            assert cache_prefix_key(params, memo) == cache_prefix_key(params)
+    keys = [cache_prefix_key(p) for p in variants]
+    assert keys[0] == keys[1] and keys[5] != keys[4] != keys[6] and keys[7] == keys[8] and keys[9] != keys[10]
+
+
 def test_plan_keeps_a_shared_prefix_in_one_batch() -> None:
     items = [PlanItem(f"{p}{i}", 10, p) for i in range(3) for p in "AB"]  # A0 B0 A1 B1 A2 B2
     assert [[i.custom_id for i in c] for c in plan_chunks(items, 3, 10_000)] == [["A0", "A1", "A2"], ["B0", "B1", "B2"]]

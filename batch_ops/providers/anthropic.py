@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import anthropic
@@ -256,7 +256,7 @@ def parse_result_line(raw: bytes | str) -> ResultLine:
         raise ValueError(f"not a batch result line ({type(exc).__name__}: {exc})") from None
 
 
-def _body(requests: Sequence[bytes]) -> Iterator[bytes]:
+def _body(requests: Iterable[bytes]) -> Iterator[bytes]:
     """``{"requests": [...]}`` from serialised requests, in pieces of about 1 MB."""
     pending: list[bytes] = [b'{"requests":[']
     size = 0
@@ -320,7 +320,10 @@ class AnthropicProvider:
         )
 
     def request_bytes(self, request: ProviderRequest) -> int:
-        return compact_json_bytes({"custom_id": request.custom_id, "params": request.params}) + 1
+        return self.request_json_bytes(compact_json_bytes({"custom_id": request.custom_id, "params": request.params}))
+
+    def request_json_bytes(self, size: int) -> int:
+        return size + 1  # the comma before the next request (counted on the last one too: a byte to spare)
 
     def envelope_bytes(self) -> int:
         return _ENVELOPE
@@ -390,7 +393,7 @@ class AnthropicProvider:
         except anthropic.AnthropicError as exc:
             raise translate(exc, f"results of {batch_id}") from None
 
-    def create_batch_json(self, requests: Sequence[bytes]) -> BatchInfo:
+    def create_batch_json(self, requests: Iterable[bytes]) -> BatchInfo:
         try:
             batch = self._client.post(
                 "/v1/messages/batches",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -117,6 +117,10 @@ class Provider(Protocol):
         """Bytes this request adds to a create-batch body, its separator included."""
         ...
 
+    def request_json_bytes(self, size: int) -> int:
+        """Bytes a request given to ``create_batch_json`` as ``size`` bytes of JSON adds to its body."""
+        ...
+
     def envelope_bytes(self) -> int:
         """Bytes of a create-batch body around its requests."""
         ...
@@ -139,10 +143,11 @@ class Provider(Protocol):
         """Run one request interactively (full price, immediate)."""
         ...
 
-    def create_batch_json(self, requests: Sequence[bytes]) -> BatchInfo:
+    def create_batch_json(self, requests: Iterable[bytes]) -> BatchInfo:
         """Create a batch from requests serialised as ``{"custom_id": ..., "params": ...}`` UTF-8 JSON.
 
-        The body is streamed from these strings: no per-request objects, one batch's bytes in memory.
+        The body is streamed from ``requests`` as it is iterated (once per call): no per-request
+        objects, and no more of the batch in memory than ``requests`` itself holds.
         """
         ...
 
