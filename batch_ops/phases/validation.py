@@ -23,6 +23,7 @@ from batch_ops.phases.base import (
     PlannedItem,
     PlannedJob,
     SettledResult,
+    answer_json,
     count_results,
     make_custom_id,
     parse_answer,
@@ -164,6 +165,12 @@ class ValidationPhase(Phase):
         if len(text) > MAX_ANSWER_CHARS:
             raise OutputError(f"answer too long ({len(text)} characters, limit {MAX_ANSWER_CHARS})")
         return parse_answer(Verdict, text, "verdict")
+
+    def output_json(self, text: str) -> str:
+        # The same checks as parse_output, straight to JSON: one answer per result of a batch.
+        if len(text) > MAX_ANSWER_CHARS:
+            raise OutputError(f"answer too long ({len(text)} characters, limit {MAX_ANSWER_CHARS})")
+        return answer_json(Verdict, text, "verdict")
 
     def apply(self, ctx: PhaseContext, job_id: str, results: Iterator[SettledResult]) -> ApplySummary:
         summary = count_results(results)
