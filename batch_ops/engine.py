@@ -44,7 +44,7 @@ from batch_ops import budget, interactive, jobplan
 from batch_ops.backlog import BacklogScan, scan_backlog
 from batch_ops.config import Config, ModelPrice
 from batch_ops.errors import BatchOpsError, PolicyRefusal, StateError
-from batch_ops.ledger import LedgerAppend, cost_values, keys_for_batch
+from batch_ops.ledger import LedgerAppend, LedgerLine, Sums, cost_values, keys_for_batch
 from batch_ops.paths import Layout, safe_file_name
 from batch_ops.payload import iter_payload_meta
 from batch_ops.phases.base import (
@@ -399,8 +399,8 @@ class _FirstWrite:
 class _LineParts:
     """Settled-result and ledger lines of one batch, built from plain values.
 
-    ``settled`` gives the very text ``SettledResult(...).model_dump_json()`` gives, and ``ledger``
-    the fields of ``LedgerLine`` in its field order (``LedgerAppend.add_fields``): at 100,000
+    ``settled`` and ``ledger`` give the very text ``SettledResult(...).model_dump_json()`` and
+    ``LedgerLine(...).model_dump_json()`` give (pydantic's encoder on plain values): at 100,000
     results a batch, three pydantic models per result were most of the settle's time. The test
     ``test_engine_lines`` holds both to the models.
     """
@@ -428,10 +428,14 @@ class _LineParts:
             f'"cache_creation_1h_input_tokens":{u.cache_creation_1h_input_tokens}}},"model":{model}}}\n'
         )
 
-    def ledger(self, result: ResultLine, ticket_id: str | None, status: str, error: str | None) -> dict[str, Any]:
+    def ledger(
+        self, result: ResultLine, ticket_id: str | None, status: str, error: str | None
+    ) -> tuple[str, tuple[str, ...], Sums]:
+        """The ledger line's text, its summary group and its sums (``LedgerAppend.add_prepared``)."""
         job, u = self.job, result.usage
         cost, interactive_cost, savings = cost_values(u, self.price, job.mode)
-        return {
+        model = result.model or self.price.model
+        fields = {
             "timestamp": self.stamp,
             "workflow": job.workflow,
             "phase": job.phase,
@@ -441,7 +445,7 @@ class _LineParts:
             "ticket_id": ticket_id,
             "provider": job.provider,
             "model_alias": job.model_alias,
-            "model": result.model or self.price.model,
+            "model": model,
             "mode": job.mode,
             "input_tokens": u.input_tokens,
             "output_tokens": u.output_tokens,
@@ -454,6 +458,14 @@ class _LineParts:
             "attempts": self.attempts,
             "error": error,
         }
+        if not math.isfinite(interactive_cost):
+            LedgerLine.model_validate(fields)  # refused as before (pydantic's encoder would write null)
+        key = (self.stamp[:10], job.workflow, job.phase, job.model_alias, model, job.mode, status)
+        sums = (
+            u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens,
+            cost, interactive_cost, savings,
+        )  # fmt: skip
+        return pydantic_core.to_json(fields).decode("utf-8") + "\n", key, sums
 
 
 class Engine:
@@ -1224,7 +1236,7 @@ class Engine:
             counts[status] = counts.get(status, 0) + 1
             out.write(lines.settled(result, meta.json, status, output, error))
             if cid not in present:
-                ledger.add_fields(lines.ledger(result, meta.ticket_id, status, error))
+                ledger.add_prepared(*lines.ledger(result, meta.ticket_id, status, error))
 
         rejected: dict[str, int] = {}
 

@@ -296,8 +296,8 @@ def read_result_line(raw: bytes, number: int) -> ResultLine:
     if len(raw) <= MAX_RESULT_LINE_CHARS:
         try:
             fast = _fast_result(pydantic_core.from_json(raw))
-        except ValueError:  # not JSON, not UTF-8, nested too deeply: the slow path says which
-            fast = None
+        except (ValueError, TypeError):  # not JSON, not UTF-8, too deep, a list as a stop reason...
+            fast = None  # ...the slow path says which
         if fast is not None:
             return fast
     return ResultLine.of(result_from_line(raw.rstrip(b"\r\n").decode("utf-8", errors="replace"), number))
