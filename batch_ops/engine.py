@@ -44,7 +44,7 @@ from batch_ops import budget, interactive, jobplan
 from batch_ops.backlog import BacklogScan, scan_backlog
 from batch_ops.config import Config, ModelPrice
 from batch_ops.errors import BatchOpsError, PolicyRefusal, StateError
-from batch_ops.ledger import LedgerAppend, LedgerLine, Sums, cost_values, keys_for_batch
+from batch_ops.ledger import LedgerAppend, Sums, cost_values, keys_for_batch
 from batch_ops.paths import Layout, safe_file_name
 from batch_ops.payload import iter_payload_meta
 from batch_ops.phases.base import (
@@ -341,8 +341,14 @@ def _json(value: str | None) -> str:
     return "null" if value is None else pydantic_core.to_json(value).decode("utf-8")
 
 
+def _float(value: float) -> str:
+    """A float as ``model_dump_json`` writes it (``repr`` differs: 1e-05 against 0.00001)."""
+    return pydantic_core.to_json(value).decode("ascii")
+
+
 # ItemMeta.model_dump_json() of a meta object whose three fields are plain strings or null, in
 # field order and with nothing else: such payload text is used as it is (the engine writes it so).
+_NO_META = ItemMeta().model_dump_json()
 _CANONICAL_META = re.compile(
     r'\{"ticket_id":(?:null|"[^"\\\x00-\x1f]*"),"ticket_path":(?:null|"[^"\\\x00-\x1f]*"),'
     r'"content_hash":(?:null|"[^"\\\x00-\x1f]*")\}'
@@ -350,14 +356,17 @@ _CANONICAL_META = re.compile(
 
 
 @dataclass(frozen=True, slots=True)
-class _Meta:
-    """An item's meta as ``ItemMeta.model_dump_json()`` gives it, and its ticket id."""
+class _Metas:
+    """custom_id -> its meta as ``ItemMeta.model_dump_json()`` gives it, and -> its ticket id.
 
-    json: str
-    ticket_id: str | None
+    Two dicts of strings rather than an object per item: such dicts are not tracked by the
+    garbage collector, which otherwise walks 100,000 entries at every full collection.
+    """
+
+    json: dict[str, str]
+    ticket: dict[str, str | None]
 
 
-_NO_META = _Meta(ItemMeta().model_dump_json(), None)
 
 
 def _link_into(source: Path, target: Path) -> bool:
@@ -413,6 +422,11 @@ class _LineParts:
         self.stamp = iso(utcnow())
         self._tail = f',"batch_id":{_json(ref.id)},"attempts":{ref.round},"usage":'
         self._models: dict[str | None, str] = {}
+        self._ledger_head = (
+            f'{{"timestamp":{_json(self.stamp)},"workflow":{_json(job.workflow)},"phase":{_json(job.phase)},'
+            f'"job_id":{_json(job.id)},"batch_id":{_json(ref.id)},"custom_id":'
+        )
+        self._ledger_alias = f'"provider":{_json(job.provider)},"model_alias":{_json(job.model_alias)},"model":'
 
     def settled(self, result: ResultLine, meta_json: str, status: str, output: str | None, error: str | None) -> str:
         u = result.usage
@@ -434,38 +448,26 @@ class _LineParts:
         """The ledger line's text, its summary group and its sums (``LedgerAppend.add_prepared``)."""
         job, u = self.job, result.usage
         cost, interactive_cost, savings = cost_values(u, self.price, job.mode)
-        model = result.model or self.price.model
-        fields = {
-            "timestamp": self.stamp,
-            "workflow": job.workflow,
-            "phase": job.phase,
-            "job_id": job.id,
-            "batch_id": self.batch_id,
-            "custom_id": result.custom_id,
-            "ticket_id": ticket_id,
-            "provider": job.provider,
-            "model_alias": job.model_alias,
-            "model": model,
-            "mode": job.mode,
-            "input_tokens": u.input_tokens,
-            "output_tokens": u.output_tokens,
-            "cache_creation_input_tokens": u.cache_creation_input_tokens,
-            "cache_read_input_tokens": u.cache_read_input_tokens,
-            "cost_usd": cost,
-            "interactive_cost_usd": interactive_cost,
-            "savings_usd": savings,
-            "status": status,
-            "attempts": self.attempts,
-            "error": error,
-        }
         if not math.isfinite(interactive_cost):
-            LedgerLine.model_validate(fields)  # refused as before (pydantic's encoder would write null)
+            raise StateError(f"job {job.id}: the price of {job.model_alias} gives a cost of {interactive_cost}")
+        model = result.model or self.price.model
+        model_json = self._models.get(model)
+        if model_json is None:
+            model_json = self._models[model] = _json(model)
+        text = (
+            f'{self._ledger_head}{_json(result.custom_id)},"ticket_id":{_json(ticket_id)},{self._ledger_alias}'
+            f'{model_json},"mode":"{job.mode}","input_tokens":{u.input_tokens},"output_tokens":{u.output_tokens},'
+            f'"cache_creation_input_tokens":{u.cache_creation_input_tokens},'
+            f'"cache_read_input_tokens":{u.cache_read_input_tokens},"cost_usd":{_float(cost)},'
+            f'"interactive_cost_usd":{_float(interactive_cost)},"savings_usd":{_float(savings)},'
+            f'"status":"{status}","attempts":{self.attempts},"error":{_json(error)}}}\n'
+        )
         key = (self.stamp[:10], job.workflow, job.phase, job.model_alias, model, job.mode, status)
         sums = (
             u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens,
             cost, interactive_cost, savings,
         )  # fmt: skip
-        return pydantic_core.to_json(fields).decode("utf-8") + "\n", key, sums
+        return text, key, sums
 
 
 class Engine:
@@ -936,7 +938,7 @@ class Engine:
             raise _PayloadProblem(f"{job.payload_path} no longer holds {', '.join(missing[:5])}")
         return [found[c] for c in ids]
 
-    def _metas_for(self, job: JobRecord, ids: Iterable[str]) -> dict[str, _Meta]:
+    def _metas_for(self, job: JobRecord, ids: Iterable[str]) -> _Metas:
         """custom_id -> its meta as the settled line holds it, read from the payload's bytes.
 
         Only the meta is decoded (not the prompts), and it is kept as the JSON a settled result
@@ -945,21 +947,23 @@ class Engine:
         reconcile's memory, and parsing every 4 KB payload line most of its time.
         """
         wanted = set(ids)
-        out = dict.fromkeys(wanted, _NO_META)
+        out = _Metas(dict.fromkeys(wanted, _NO_META), dict.fromkeys(wanted))
         canonical = _CANONICAL_META.fullmatch
         try:
             path = self.layout.resolve_ops_path(job.payload_path)
             for item in iter_payload_meta(path):
                 if item.custom_id in wanted:
                     if canonical(item.meta):
-                        out[item.custom_id] = _Meta(item.meta, item.ticket_id)
+                        out.json[item.custom_id] = item.meta
+                        out.ticket[item.custom_id] = item.ticket_id
                         continue
                     try:
                         meta = ItemMeta.model_validate_json(item.meta)
                     except ValueError:
                         self.warn(f"{job.id}: {job.payload_path}: meta of {item.custom_id} is not an object; ignored")
                         continue
-                    out[item.custom_id] = _Meta(meta.model_dump_json(), meta.ticket_id)
+                    out.json[item.custom_id] = meta.model_dump_json()
+                    out.ticket[item.custom_id] = meta.ticket_id
         except (OSError, ValueError, KeyError, RecursionError, BatchOpsError) as exc:
             # Results are still settled; they only lose the ticket they came from.
             self.warn(f"{job.id}: {job.payload_path} unreadable for the join ({type(exc).__name__}: {exc})")
@@ -1027,7 +1031,7 @@ class Engine:
         error = f"{FAIL_REJECTED}: {exc}"
         lines = [
             SettledResult(
-                custom_id=cid, status="failed", meta=ItemMeta.model_validate_json(metas[cid].json), error=error,
+                custom_id=cid, status="failed", meta=ItemMeta.model_validate_json(metas.json[cid]), error=error,
                 attempts=ref.round,
             ).model_dump_json()
             + "\n"
@@ -1206,7 +1210,9 @@ class Engine:
         price = self.config.price(job.model_alias)
         max_retries = self.config.policy.retry_policy.max_retries
         ids = self._ref_ids(job, ref)
-        expected = self._metas_for(job, ids)
+        joined = self._metas_for(job, ids)
+        metas, tickets = joined.json, joined.ticket
+        expected = metas  # the custom_ids this batch holds
         history = self._history(job, ref.round)
         can_retry = ref.round <= max_retries
         where = ref.id or f"round {ref.round}"
@@ -1231,12 +1237,11 @@ class Engine:
             if verdict == "retry" and can_retry:
                 retry_lines.append(json.dumps({"custom_id": cid, "history": past}, ensure_ascii=False) + "\n")
                 return
-            meta = expected[cid]
             status, output, error = self._outcome(phase, ref, result, verdict, past)
             counts[status] = counts.get(status, 0) + 1
-            out.write(lines.settled(result, meta.json, status, output, error))
+            out.write(lines.settled(result, metas[cid], status, output, error))
             if cid not in present:
-                ledger.add_prepared(*lines.ledger(result, meta.ticket_id, status, error))
+                ledger.add_prepared(*lines.ledger(result, tickets[cid], status, error))
 
         rejected: dict[str, int] = {}
 
