@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +13,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from batch_ops.cli import main
 from batch_ops.config import DEFAULT_MODELS
 from batch_ops.engine import _CANONICAL_META, _LineParts
-from batch_ops.ledger import LedgerLine, TokenCounts, Usage, price_usage
+from batch_ops.ledger import LedgerLine, TokenCounts, Usage, iter_ledger, price_usage
+from batch_ops.paths import Layout
 from batch_ops.payload import split_line
 from batch_ops.phases.base import ItemMeta, OutputError, SettledResult
 from batch_ops.phases.io import iter_failed, iter_settled
 from batch_ops.phases.validation import ValidationPhase
 from batch_ops.providers.anthropic import read_result_line, result_from_line
 from batch_ops.providers.base import MALFORMED, ResultLine
-from batch_ops.queue import BatchRef, JobRecord
-from tests.hostile.strategies import ODD_NUMBERS, _get, _paths, _set, json_values, short_text
+from batch_ops.queue import BatchRef, JobRecord, read_queue
+from tests.hostile.strategies import ODD_NUMBERS, _get, _paths, _set, job_record, json_values, short_text
 
 VERDICT = json.dumps({"valid": True, "summary": "ok ✓", "findings": []}, ensure_ascii=False)
 
@@ -231,3 +234,58 @@ def test_payload_meta_from_bytes_matches_the_full_split(tmp_path: Path) -> None:
     assert fast == full
     assert full[0] == ("a-1", {"ticket_id": "A-1", "ticket_path": "p é"}, "A-1")
     assert full[2][2] is None and full[3][1] == {}
+
+
+def _verdict_line(cid: str) -> dict[str, Any]:
+    line: dict[str, Any] = json.loads(json.dumps(REAL_LINES[0]))
+    line["custom_id"] = cid
+    line["result"]["message"]["content"] = [{"type": "text", "text": VERDICT}]
+    return line
+
+
+@st.composite
+def _download(draw: st.DrawFn) -> bytes:
+    """A batch's download as the provider might send it: real lines, some of them broken."""
+    lines = []
+    for _ in range(draw(st.integers(0, 5))):
+        cid = draw(st.sampled_from(["btv-FEAT-1", "btv-FEAT-2", "btv-OTHER-9", ""]))
+        raw = json.dumps(_verdict_line(cid)).encode()
+        if draw(st.booleans()):
+            raw = draw(_mutated_line()) if draw(st.booleans()) else raw[: draw(st.integers(0, len(raw)))]
+        lines.append(raw)
+    return b"\n".join(lines) + b"\n" + (b"\xff\xfe not utf-8\n" if draw(st.booleans()) else b"")
+
+
+@settings(max_examples=40, deadline=None)
+@given(_download())
+def test_reconcile_settles_a_broken_download(raw: bytes) -> None:
+    """Every request of the batch settles once, whatever the download holds; nothing else is applied."""
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as env:
+        env.setenv("ANTHROPIC_API_KEY", "sk-ant-test")  # lines are only read: no call is made
+        root = Path(tmp)
+        layout = Layout(root)
+        (root / "backlog.config.json").write_text(
+            json.dumps({"llmOps": {"batchPolicy": {"retryPolicy": {"maxRetries": 0}}}})
+        )
+        layout.payloads_dir.mkdir(parents=True)
+        items = [
+            {"custom_id": cid, "params": {"model": "claude-haiku-4-5", "max_tokens": 10, "messages": []},
+             "meta": {"ticket_id": cid[4:], "ticket_path": f"backlog/data/pending/{cid[4:]}.md", "content_hash": "h"}}
+            for cid in ("btv-FEAT-1", "btv-FEAT-2")
+        ]  # fmt: skip
+        (layout.payloads_dir / "job-20260218-0001.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+        record = job_record("job-20260218-0001")
+        record["batches"][0].update(status="downloaded", round=1, chunk=0)
+        record["round_submitted"] = True
+        layout.queue_file.write_text(json.dumps(record) + "\n")
+        batch_dir = layout.results_dir / "job-20260218-0001"
+        batch_dir.mkdir(parents=True)
+        (batch_dir / "r1-c0.ids").write_text("btv-FEAT-1\nbtv-FEAT-2\n")
+        (batch_dir / "r1-c0.download.jsonl").write_bytes(raw)
+        assert main(["reconcile", "--repo", str(root)]) == 0
+        jobs, bad = read_queue(layout)
+        assert not bad and jobs[0].terminal and jobs[0].result_path is not None
+        settled = list(iter_settled(layout.resolve_ops_path(jobs[0].result_path)))
+        assert sorted(r.custom_id for r in settled) == ["btv-FEAT-1", "btv-FEAT-2"]
+        lines = list(iter_ledger(layout.ledger_file))
+        assert sorted(x.custom_id for x in lines) == ["btv-FEAT-1", "btv-FEAT-2"]
