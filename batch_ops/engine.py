@@ -357,16 +357,21 @@ _CANONICAL_META = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class _Metas:
-    """custom_id -> its meta as ``ItemMeta.model_dump_json()`` gives it, and -> its ticket id.
+    """custom_id -> its meta as ``ItemMeta.model_dump_json()`` gives it, and its ticket id.
 
-    Two dicts of strings rather than an object per item: such dicts are not tracked by the
-    garbage collector, which otherwise walks 100,000 entries at every full collection.
+    Dicts of strings rather than an object per item: the garbage collector does not track them
+    (it would walk 100,000 entries at every full collection), and they are small. The ticket id
+    of a meta in the usual shape is read from its text; ``ticket`` holds only the others'.
     """
 
     json: dict[str, str]
     ticket: dict[str, str | None]
 
-
+    def ticket_id(self, custom_id: str) -> str | None:
+        if custom_id in self.ticket:
+            return self.ticket[custom_id]
+        text = self.json[custom_id]  # _CANONICAL_META: '{"ticket_id":' then null or a plain string
+        return text[14 : text.index('"', 14)] if text[13] == '"' else None
 
 
 def _link_into(source: Path, target: Path) -> bool:
@@ -947,7 +952,7 @@ class Engine:
         reconcile's memory, and parsing every 4 KB payload line most of its time.
         """
         wanted = set(ids)
-        out = _Metas(dict.fromkeys(wanted, _NO_META), dict.fromkeys(wanted))
+        out = _Metas(dict.fromkeys(wanted, _NO_META), {})
         canonical = _CANONICAL_META.fullmatch
         try:
             path = self.layout.resolve_ops_path(job.payload_path)
@@ -955,7 +960,6 @@ class Engine:
                 if item.custom_id in wanted:
                     if canonical(item.meta):
                         out.json[item.custom_id] = item.meta
-                        out.ticket[item.custom_id] = item.ticket_id
                         continue
                     try:
                         meta = ItemMeta.model_validate_json(item.meta)
@@ -1211,7 +1215,7 @@ class Engine:
         max_retries = self.config.policy.retry_policy.max_retries
         ids = self._ref_ids(job, ref)
         joined = self._metas_for(job, ids)
-        metas, tickets = joined.json, joined.ticket
+        metas, ticket_id = joined.json, joined.ticket_id
         expected = metas  # the custom_ids this batch holds
         history = self._history(job, ref.round)
         can_retry = ref.round <= max_retries
@@ -1241,7 +1245,7 @@ class Engine:
             counts[status] = counts.get(status, 0) + 1
             out.write(lines.settled(result, metas[cid], status, output, error))
             if cid not in present:
-                ledger.add_prepared(*lines.ledger(result, tickets[cid], status, error))
+                ledger.add_prepared(*lines.ledger(result, ticket_id(cid), status, error))
 
         rejected: dict[str, int] = {}
 

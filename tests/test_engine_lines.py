@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from batch_ops.cli import main
 from batch_ops.config import DEFAULT_MODELS
-from batch_ops.engine import _CANONICAL_META, _LineParts
+from batch_ops.engine import _CANONICAL_META, _LineParts, _Metas
 from batch_ops.ledger import LedgerLine, TokenCounts, Usage, iter_ledger, price_usage
 from batch_ops.paths import Layout
 from batch_ops.payload import split_line
@@ -194,7 +194,9 @@ def test_a_payload_meta_is_used_as_written_only_when_it_is_the_models_text(
     except UnicodeEncodeError:
         return
     if _CANONICAL_META.fullmatch(text):
-        assert ItemMeta.model_validate_json(text).model_dump_json() == text
+        model = ItemMeta.model_validate_json(text)
+        assert model.model_dump_json() == text
+        assert _Metas({"c": text}, {}).ticket_id("c") == model.ticket_id
 
 
 def test_output_json_is_what_the_settled_model_writes() -> None:
