@@ -21,7 +21,7 @@ from batch_ops.paths import Layout
 from batch_ops.payload import split_line
 from batch_ops.phases.base import ItemMeta, OutputError, SettledResult
 from batch_ops.phases.io import iter_failed, iter_settled
-from batch_ops.phases.validation import ValidationPhase
+from batch_ops.phases.validation import _AS_DUMPED, ValidationPhase, Verdict
 from batch_ops.providers.anthropic import read_result_line, result_from_line
 from batch_ops.providers.base import MALFORMED, ResultLine
 from batch_ops.queue import BatchRef, JobRecord, read_queue
@@ -291,3 +291,38 @@ def test_reconcile_settles_a_broken_download(raw: bytes) -> None:
         assert sorted(r.custom_id for r in settled) == ["btv-FEAT-1", "btv-FEAT-2"]
         lines = list(iter_ledger(layout.ledger_file))
         assert sorted(x.custom_id for x in lines) == ["btv-FEAT-1", "btv-FEAT-2"]
+
+
+_finding = st.fixed_dictionaries(
+    {"severity": st.sampled_from(["error", "warning", "info", "fatal"]), "section": short_text,
+     "message": short_text, "suggested_fix": short_text}
+)  # fmt: skip
+_verdict = st.fixed_dictionaries(
+    {"valid": st.one_of(st.booleans(), st.just("yes")), "summary": short_text,
+     "findings": st.lists(_finding, max_size=22)}
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(_verdict, st.booleans(), st.booleans())
+def test_an_answer_kept_as_it_came_is_the_models_dump(verdict: dict[str, Any], ascii_only: bool, reorder: bool) -> None:
+    if reorder:
+        verdict = dict(reversed(list(verdict.items())))
+    try:
+        text = json.dumps(verdict, separators=(",", ":"), ensure_ascii=ascii_only)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return
+    phase = ValidationPhase()
+    try:
+        expected = Verdict.model_validate_json(text).model_dump_json()
+    except ValueError:
+        with pytest.raises(OutputError):
+            phase.output_json(text)
+        return
+    assert phase.output_json(text) == expected
+
+
+def test_the_usual_answer_is_kept_without_a_dump() -> None:
+    text = Verdict.model_validate_json(VERDICT).model_dump_json()
+    assert _AS_DUMPED.fullmatch(text) and ValidationPhase().output_json(text) is text
