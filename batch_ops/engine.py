@@ -35,19 +35,28 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import pydantic_core
 from pydantic import BaseModel, Field
 
 from batch_ops import budget, interactive, jobplan
 from batch_ops.backlog import BacklogScan, scan_backlog
 from batch_ops.config import Config, ModelPrice
 from batch_ops.errors import BatchOpsError, PolicyRefusal, StateError
-from batch_ops.ledger import LedgerAppend, LedgerLine, keys_for_batch, price_usage
+from batch_ops.ledger import LedgerAppend, Sums, cost_values, keys_for_batch
 from batch_ops.paths import Layout, safe_file_name
 from batch_ops.payload import iter_payload_meta, parse_request_line
-from batch_ops.phases.base import ItemMeta, OutputError, Phase, PhaseContext, PlannedItem, SettledResult
-from batch_ops.phases.io import iter_settled
+from batch_ops.phases.base import (
+    ItemMeta,
+    OutputError,
+    Phase,
+    PhaseContext,
+    PlannedItem,
+    SettledFile,
+    SettledResult,
+)
+from batch_ops.phases.io import iter_failed, iter_settled
 from batch_ops.policy import (
     PAUSE_AUTH,
     PAUSE_OUTAGE,
@@ -67,6 +76,7 @@ from batch_ops.providers.base import (
     ProviderCallError,
     ProviderRequest,
     ProviderResult,
+    ResultLine,
 )
 from batch_ops.queue import (
     BatchRef,
@@ -126,6 +136,8 @@ FAIL_REJECTED = "rejected at creation"
 FAIL_INVALID = "invalid request"
 FAIL_GAVE_UP = "gave up"
 FAIL_ANSWER = "unusable answer"
+# A batch's results as the provider sent them (interactive answers are ``results.jsonl``).
+RAW_RESULTS = "download.jsonl"
 
 
 def crashpoint(label: str) -> None:
@@ -365,11 +377,150 @@ def _doubt_after(err: ProviderCallError) -> CreateDoubt | None:
     return "answered"  # the API's own 5xx or 529, or a success whose body did not parse
 
 
-def _describe(result: ProviderResult) -> str:
+def _describe(result: ProviderResult | ResultLine) -> str:
     if result.outcome == "errored":
         text = f"errored ({result.error_type or 'unknown error'})"
         return text + (f": {result.error_message}" if result.error_message else "")
     return result.outcome + (f": {result.error_message}" if result.error_message else "")
+
+
+def _json(value: str | None) -> str:
+    """A string as ``model_dump_json`` writes it (pydantic's own encoder: the same escapes)."""
+    return "null" if value is None else pydantic_core.to_json(value).decode("utf-8")
+
+
+def _float(value: float) -> str:
+    """A float as ``model_dump_json`` writes it (``repr`` differs: 1e-05 against 0.00001)."""
+    return pydantic_core.to_json(value).decode("ascii")
+
+
+# ItemMeta.model_dump_json() of a meta object whose three fields are plain strings or null, in
+# field order and with nothing else: such payload text is used as it is (the engine writes it so).
+_NO_META = ItemMeta().model_dump_json()
+_CANONICAL_META = re.compile(
+    r'\{"ticket_id":(?:null|"[^"\\\x00-\x1f]*"),"ticket_path":(?:null|"[^"\\\x00-\x1f]*"),'
+    r'"content_hash":(?:null|"[^"\\\x00-\x1f]*")\}'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Metas:
+    """custom_id -> its meta as ``ItemMeta.model_dump_json()`` gives it, and its ticket id.
+
+    Dicts of strings rather than an object per item: the garbage collector does not track them
+    (it would walk 100,000 entries at every full collection), and they are small. The ticket id
+    of a meta in the usual shape is read from its text; ``ticket`` holds only the others'.
+    """
+
+    json: dict[str, str]
+    ticket: dict[str, str | None]
+
+    def ticket_id(self, custom_id: str) -> str | None:
+        if custom_id in self.ticket:
+            return self.ticket[custom_id]
+        text = self.json[custom_id]  # _CANONICAL_META: '{"ticket_id":' then null or a plain string
+        return text[14 : text.index('"', 14)] if text[13] == '"' else None
+
+
+def _link_into(source: Path, target: Path) -> bool:
+    """Make ``target`` name the same file as ``source`` (complete and fsynced), replacing it atomically.
+
+    A job of one batch (the common case) then gets its results file without a copy of 200 MB;
+    False where the file system has no hard links, and the caller copies instead.
+    """
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.link")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)
+    except OSError:
+        return False
+    os.replace(tmp, target)
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+class _FirstWrite:
+    """A byte sink that passes the download's first write to the crash hook."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self._first = True
+
+    def write(self, data: bytes, /) -> int:
+        n = self._fh.write(data)
+        if self._first:
+            self._first = False
+            crashpoint("reconcile.downloading")
+        return n
+
+
+class _LineParts:
+    """Settled-result and ledger lines of one batch, built from plain values.
+
+    ``settled`` and ``ledger`` give the very text ``SettledResult(...).model_dump_json()`` and
+    ``LedgerLine(...).model_dump_json()`` give (pydantic's encoder on plain values): at 100,000
+    results a batch, three pydantic models per result were most of the settle's time. The test
+    ``test_engine_lines`` holds both to the models.
+    """
+
+    def __init__(self, job: JobRecord, ref: BatchRef, price: ModelPrice) -> None:
+        self.job = job
+        self.price = price
+        self.attempts = ref.round
+        self.batch_id = ref.id
+        self.stamp = iso(utcnow())
+        self._tail = f',"batch_id":{_json(ref.id)},"attempts":{ref.round},"usage":'
+        self._models: dict[str | None, str] = {}
+        self._ledger_head = (
+            f'{{"timestamp":{_json(self.stamp)},"workflow":{_json(job.workflow)},"phase":{_json(job.phase)},'
+            f'"job_id":{_json(job.id)},"batch_id":{_json(ref.id)},"custom_id":'
+        )
+        self._ledger_alias = f'"provider":{_json(job.provider)},"model_alias":{_json(job.model_alias)},"model":'
+
+    def settled(self, result: ResultLine, meta_json: str, status: str, output: str | None, error: str | None) -> str:
+        u = result.usage
+        model = self._models.get(result.model)
+        if model is None:
+            model = self._models[result.model] = _json(result.model)
+        return (
+            f'{{"custom_id":{_json(result.custom_id)},"status":"{status}","meta":{meta_json},'
+            f'"output":{output or "null"},"error":{_json(error)}{self._tail}'
+            f'{{"input_tokens":{u.input_tokens},"output_tokens":{u.output_tokens},'
+            f'"cache_creation_input_tokens":{u.cache_creation_input_tokens},'
+            f'"cache_read_input_tokens":{u.cache_read_input_tokens},'
+            f'"cache_creation_1h_input_tokens":{u.cache_creation_1h_input_tokens}}},"model":{model}}}\n'
+        )
+
+    def ledger(
+        self, result: ResultLine, ticket_id: str | None, status: str, error: str | None
+    ) -> tuple[str, tuple[str, ...], Sums]:
+        """The ledger line's text, its summary group and its sums (``LedgerAppend.add_prepared``)."""
+        job, u = self.job, result.usage
+        cost, interactive_cost, savings = cost_values(u, self.price, job.mode)
+        if not math.isfinite(interactive_cost):
+            raise StateError(f"job {job.id}: the price of {job.model_alias} gives a cost of {interactive_cost}")
+        model = result.model or self.price.model
+        model_json = self._models.get(model)
+        if model_json is None:
+            model_json = self._models[model] = _json(model)
+        text = (
+            f'{self._ledger_head}{_json(result.custom_id)},"ticket_id":{_json(ticket_id)},{self._ledger_alias}'
+            f'{model_json},"mode":"{job.mode}","input_tokens":{u.input_tokens},"output_tokens":{u.output_tokens},'
+            f'"cache_creation_input_tokens":{u.cache_creation_input_tokens},'
+            f'"cache_read_input_tokens":{u.cache_read_input_tokens},"cost_usd":{_float(cost)},'
+            f'"interactive_cost_usd":{_float(interactive_cost)},"savings_usd":{_float(savings)},'
+            f'"status":"{status}","attempts":{self.attempts},"error":{_json(error)}}}\n'
+        )
+        key = (self.stamp[:10], job.workflow, job.phase, job.model_alias, model, job.mode, status)
+        sums = (
+            u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens,
+            cost, interactive_cost, savings,
+        )  # fmt: skip
+        return text, key, sums
 
 
 class Engine:
@@ -898,25 +1049,31 @@ class Engine:
             raise _PayloadProblem(f"{job.payload_path} no longer holds {', '.join(missing[:5])}")
         return _BatchRequests(index.path, index.stamp, [(c, *index.spans[c]) for c in ids])
 
-    def _metas_for(self, job: JobRecord, ids: Iterable[str]) -> dict[str, str]:
-        """custom_id -> meta JSON, read from the payload's bytes without decoding the prompts.
+    def _metas_for(self, job: JobRecord, ids: Iterable[str]) -> _Metas:
+        """custom_id -> its meta as the settled line holds it, read from the payload's bytes.
 
-        Kept as JSON (an ``ItemMeta`` is made per result when it settles): at 100,000 requests a
-        model per item held most of the reconcile's memory, and parsing every 4 KB payload line
-        most of its time.
+        Only the meta is decoded (not the prompts), and it is kept as the JSON a settled result
+        writes: the engine's own payload lines already hold that text, so a model is made only
+        for a meta in another shape. At 100,000 requests a model per item held most of the
+        reconcile's memory, and parsing every 4 KB payload line most of its time.
         """
         wanted = set(ids)
-        out = dict.fromkeys(wanted, "{}")
+        out = _Metas(dict.fromkeys(wanted, _NO_META), {})
+        canonical = _CANONICAL_META.fullmatch
         try:
             path = self.layout.resolve_ops_path(job.payload_path)
             for item in iter_payload_meta(path):
                 if item.custom_id in wanted:
+                    if canonical(item.meta):
+                        out.json[item.custom_id] = item.meta
+                        continue
                     try:
-                        ItemMeta.model_validate_json(item.meta)
+                        meta = ItemMeta.model_validate_json(item.meta)
                     except ValueError:
                         self.warn(f"{job.id}: {job.payload_path}: meta of {item.custom_id} is not an object; ignored")
                         continue
-                    out[item.custom_id] = item.meta
+                    out.json[item.custom_id] = meta.model_dump_json()
+                    out.ticket[item.custom_id] = meta.ticket_id
         except (OSError, ValueError, KeyError, RecursionError, BatchOpsError) as exc:
             # Results are still settled; they only lose the ticket they came from.
             self.warn(f"{job.id}: {job.payload_path} unreadable for the join ({type(exc).__name__}: {exc})")
@@ -986,7 +1143,7 @@ class Engine:
         error = f"{FAIL_REJECTED}: {exc}"
         lines = [
             SettledResult(
-                custom_id=cid, status="failed", meta=ItemMeta.model_validate_json(metas[cid]), error=error,
+                custom_id=cid, status="failed", meta=ItemMeta.model_validate_json(metas.json[cid]), error=error,
                 attempts=ref.round,
             ).model_dump_json()
             + "\n"
@@ -1082,20 +1239,18 @@ class Engine:
     def _download(self, queue: Queue, job: JobRecord, ref: BatchRef) -> None:
         assert ref.id is not None
         batch_id = ref.id
-        target = self._ref_file(job, ref, "results.jsonl")
+        target = self._ref_file(job, ref, RAW_RESULTS)
         tmp = target.with_name(target.name + ".part")
         target.parent.mkdir(parents=True, exist_ok=True)
 
         def fetch() -> int:
-            n = 0
-            with open(tmp, "w", encoding="utf-8") as fh:
-                # From the results_url the poll saw: one retrieve per in-flight batch, one results
-                # stream per ended batch (the SDK's results() retrieves the batch again first).
-                for result in self.provider.iter_results(batch_id, results_url=ref.results_url):
-                    fh.write(result.model_dump_json() + "\n")
-                    n += 1
-                    if n == 1:
-                        crashpoint("reconcile.downloading")
+            # The provider's own bytes, as they come: each line is checked once, when it settles.
+            # From the results_url the poll saw: one retrieve per in-flight batch, one results
+            # stream per ended batch (the SDK's results() retrieves the batch again first).
+            with open(tmp, "wb") as fh:
+                n = self.provider.download_results(batch_id, _FirstWrite(fh), results_url=ref.results_url)
+                fh.flush()
+                os.fsync(fh.fileno())  # once per file: the rename below must not name a hole
             return n
 
         try:
@@ -1137,6 +1292,29 @@ class Engine:
                 entries.append(entry)
         return entries
 
+    def _result_lines(self, job: JobRecord, ref: BatchRef) -> Iterator[tuple[int, ResultLine | None]]:
+        """(line number, result) per non-blank line of the ref's results; None for an unreadable line.
+
+        A batch's download is the provider's own JSONL, read by the provider; interactive answers
+        (and a download made before that) are ``ProviderResult`` lines.
+        """
+        raw_path = self._ref_file(job, ref, RAW_RESULTS)
+        if raw_path.exists():
+            read = self.provider.read_result_line
+            with open(raw_path, "rb") as fh:
+                for number, raw in enumerate(fh, start=1):
+                    if raw.strip():
+                        yield number, read(raw, number)
+            return
+        path = self._ref_file(job, ref, "results.jsonl")
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for number, text in enumerate(fh, start=1):
+                if text.strip():
+                    try:
+                        yield number, ResultLine.of(ProviderResult.model_validate_json(text))
+                    except ValueError:
+                        yield number, None
+
     def _settle(self, queue: Queue, job: JobRecord, ref: BatchRef, summary: RunSummary) -> None:
         phase = self.phases.get(job.phase)
         if phase is None:
@@ -1144,14 +1322,15 @@ class Engine:
         price = self.config.price(job.model_alias)
         max_retries = self.config.policy.retry_policy.max_retries
         ids = self._ref_ids(job, ref)
-        expected = self._metas_for(job, ids)
+        joined = self._metas_for(job, ids)
+        metas, ticket_id = joined.json, joined.ticket_id
+        expected = metas  # the custom_ids this batch holds
         history = self._history(job, ref.round)
         can_retry = ref.round <= max_retries
         where = ref.id or f"round {ref.round}"
         seen: set[str] = set()
         retry_lines: list[str] = []
         counts: dict[str, int] = {}
-        stamp = iso(utcnow())
         # Crash window: lines may be in the ledger before the ref says so; skip what is there.
         present = keys_for_batch(self.layout.ledger_file, job.id, ref.id) if ref.ledger_state == "appending" else set()
         # Settled lines and ledger lines are written as they are made (the ledger's staged in a
@@ -1159,19 +1338,22 @@ class Engine:
         ledger = LedgerAppend(self.layout.ledger_file, self._ref_file(job, ref, "ledger.part"))
         settled_out = atomic_writer(self._ref_file(job, ref, "settled.jsonl"))
         out = settled_out.__enter__()
+        # The parts of every settled and ledger line that are the same for the whole batch.
+        lines = _LineParts(job, ref, price)
 
-        def settle_one(result: ProviderResult, verdict: str, what: str) -> None:
+        def settle_one(result: ResultLine, verdict: str, what: str | None = None) -> None:
             cid = result.custom_id
-            past = [*history.get(cid, []), f"attempt {ref.round} ({where}): {what}"]
+            past: list[str] = []
+            if verdict != "succeeded":  # the history is only written for a retry or a failure
+                past = [*history.get(cid, []), f"attempt {ref.round} ({where}): {what or _describe(result)}"]
             if verdict == "retry" and can_retry:
                 retry_lines.append(json.dumps({"custom_id": cid, "history": past}, ensure_ascii=False) + "\n")
                 return
-            meta = ItemMeta.model_validate_json(expected[cid])
-            settled = self._settled(phase, ref, meta, result, verdict, past)
-            counts[settled.status] = counts.get(settled.status, 0) + 1
-            out.write(settled.model_dump_json() + "\n")
+            status, output, error = self._outcome(phase, ref, result, verdict, past)
+            counts[status] = counts.get(status, 0) + 1
+            out.write(lines.settled(result, metas[cid], status, output, error))
             if cid not in present:
-                ledger.add(self._ledger_line(job, ref, meta, result, settled, price, stamp))
+                ledger.add_prepared(*lines.ledger(result, ticket_id(cid), status, error))
 
         rejected: dict[str, int] = {}
 
@@ -1181,42 +1363,36 @@ class Engine:
 
         owners: dict[str, str] | None = None
         try:
-            results_path = self._ref_file(job, ref, "results.jsonl")
             if ref.status == "downloaded":
                 # Every line is checked on its own: one odd line is reported and skipped, never fatal.
-                with open(results_path, encoding="utf-8", errors="replace") as fh:
-                    for number, raw in enumerate(fh, start=1):
-                        if not raw.strip():
+                for number, result in self._result_lines(job, ref):
+                    if result is None:
+                        reject("unreadable", f"results line {number} is unreadable; ignored")
+                        continue
+                    cid = result.custom_id
+                    if result.error_type == MALFORMED:
+                        reject("malformed", f"{result.error_message or 'malformed result line'}; not applied")
+                        if cid not in expected or cid in seen:
                             continue
-                        try:
-                            result = ProviderResult.model_validate_json(raw)
-                        except ValueError:
-                            reject("unreadable", f"results line {number} is unreadable; ignored")
-                            continue
-                        cid = result.custom_id
-                        if result.error_type == MALFORMED:
-                            reject("malformed", f"{result.error_message or 'malformed result line'}; not applied")
-                            if cid not in expected or cid in seen:
-                                continue
-                        if cid not in expected:
-                            if owners is None:
-                                owners = self._custom_id_owners(queue, job)
-                            owner = owners.get(cid)
-                            if owner is None:
-                                reject("unknown", f"result for unknown custom_id {cid!r} ignored")
-                            else:
-                                reject("foreign", f"result for {cid!r} belongs to {owner}; not applied")
-                            continue
-                        if cid in seen:
-                            reject("duplicate", f"duplicate result for {cid!r} ignored")
-                            continue
-                        seen.add(cid)
-                        settle_one(result, settle_outcome(result.outcome, result.error_type), _describe(result))
+                    if cid not in expected:
+                        if owners is None:
+                            owners = self._custom_id_owners(queue, job)
+                        owner = owners.get(cid)
+                        if owner is None:
+                            reject("unknown", f"result for unknown custom_id {cid!r} ignored")
+                        else:
+                            reject("foreign", f"result for {cid!r} belongs to {owner}; not applied")
+                        continue
+                    if cid in seen:
+                        reject("duplicate", f"duplicate result for {cid!r} ignored")
+                        continue
+                    seen.add(cid)
+                    settle_one(result, settle_outcome(result.outcome, result.error_type))
             missing = [cid for cid in ids if cid not in seen]
             if missing and ref.status == "downloaded":
                 self.warn(f"{job.id}/{ref.id}: {len(missing)} request(s) had no result line")
             for cid in missing:
-                gone = ProviderResult(custom_id=cid, outcome="expired", error_message="no result returned")
+                gone = ResultLine(custom_id=cid, outcome="expired", error_message="no result returned")
                 settle_one(gone, "retry", f"no result ({ref.error})" if ref.status == "lost" else "no result returned")
         except BaseException as exc:
             settled_out.__exit__(type(exc), exc, exc.__traceback__)
@@ -1257,73 +1433,24 @@ class Engine:
                 continue
         return owners
 
-    def _settled(
-        self,
-        phase: Phase,
-        ref: BatchRef,
-        meta: ItemMeta,
-        result: ProviderResult,
-        verdict: str,
-        history: list[str],
-    ) -> SettledResult:
-        base: dict[str, Any] = {
-            "custom_id": result.custom_id,
-            "meta": meta,
-            "batch_id": ref.id,
-            "attempts": ref.round,
-            "usage": result.usage,
-            "model": result.model,
-        }
+    def _outcome(
+        self, phase: Phase, ref: BatchRef, result: ResultLine, verdict: str, history: list[str]
+    ) -> tuple[str, str | None, str | None]:
+        """(status, the output as compact JSON or None, error) of a request that settles now."""
         if verdict == "succeeded":
             if result.stop_reason == "max_tokens":
                 # A truncated answer may still parse; half an answer is never applied.
-                return SettledResult(status="failed", error=f"{FAIL_ANSWER}: answer cut off at max_tokens", **base)
+                return "failed", None, f"{FAIL_ANSWER}: answer cut off at max_tokens"
             try:
-                output = phase.parse_output(result.text or "")
+                return "succeeded", phase.output_json(result.text or ""), None
             except OutputError as exc:
-                return SettledResult(status="failed", error=f"{FAIL_ANSWER}: {exc}", **base)
-            return SettledResult(status="succeeded", output=output, **base)
+                return "failed", None, f"{FAIL_ANSWER}: {exc}"
         if verdict == "failed":
             message = f"{FAIL_INVALID}: {_describe(result)}"
             if len(history) > 1:
                 message += " (history: " + "; ".join(history) + ")"
-            return SettledResult(status="failed", error=message, **base)
-        return SettledResult(
-            status="failed", error=f"{FAIL_GAVE_UP} after {ref.round} attempt(s): " + "; ".join(history), **base
-        )
-
-    def _ledger_line(
-        self,
-        job: JobRecord,
-        ref: BatchRef,
-        meta: ItemMeta,
-        result: ProviderResult,
-        settled: SettledResult,
-        price: ModelPrice,
-        stamp: str,
-    ) -> LedgerLine:
-        cost = price_usage(result.usage, price, job.mode)
-        return LedgerLine(
-            timestamp=stamp,
-            workflow=job.workflow,
-            phase=job.phase,
-            job_id=job.id,
-            batch_id=ref.id,
-            custom_id=result.custom_id,
-            ticket_id=meta.ticket_id,
-            provider=job.provider,
-            model_alias=job.model_alias,
-            model=result.model or price.model,
-            mode=job.mode,
-            input_tokens=result.usage.input_tokens,
-            output_tokens=result.usage.output_tokens,
-            cache_creation_input_tokens=result.usage.cache_creation_input_tokens,
-            cache_read_input_tokens=result.usage.cache_read_input_tokens,
-            status=settled.status,
-            attempts=ref.round,
-            error=settled.error,
-            **cost.model_dump(),
-        )
+            return "failed", None, message
+        return "failed", None, f"{FAIL_GAVE_UP} after {ref.round} attempt(s): " + "; ".join(history)
 
     def _advance(self, queue: Queue, job: JobRecord, summary: RunSummary) -> None:
         """When every batch of the round is settled: send the unsettled requests again, or finish."""
@@ -1349,25 +1476,26 @@ class Engine:
     def _finish(self, queue: Queue, job: JobRecord, summary: RunSummary) -> None:
         """Every request settled: merge the results, apply them, and close the job."""
         result_path = self.layout.results_dir / f"{safe_file_name(job.id)}.jsonl"
-        # Streamed: the batches' settled files are copied, never held in memory together.
-        with atomic_writer(result_path) as out:
-            for ref in job.batches:
-                path = self._ref_file(job, ref, "settled.jsonl")
-                if path.exists():
+        parts = [p for p in (self._ref_file(job, ref, "settled.jsonl") for ref in job.batches) if p.exists()]
+        if len(parts) != 1 or not _link_into(parts[0], result_path):
+            # Streamed: the batches' settled files are copied, never held in memory together.
+            with atomic_writer(result_path) as out:
+                for path in parts:
                     with open(path, encoding="utf-8") as part:
                         shutil.copyfileobj(part, out, 1 << 20)
         crashpoint("finish.results-written")
         job.result_path = self.layout.rel(result_path)
         queue.save()
         phase = self.phases[job.phase]
-        applied = phase.apply(self.context(), job.id, iter_settled(result_path))
+        # What the settle counted is what the file holds: a phase that only counts need not read it.
+        applied = phase.apply(self.context(), job.id, SettledFile(result_path, dict(job.settled)))
         crashpoint("finish.applied")
         if phase.edits_tickets:
             self._scan = None  # tickets were rewritten: later applies in this run must read them again
         if applied.report_path:
             job.report_path = applied.report_path
             summary.reports.append(applied.report_path)
-        failed = [r for r in iter_settled(result_path) if r.status == "failed"]
+        failed = list(iter_failed(result_path))
         if failed and len(failed) >= job.request_count:
             job.transition("failed", error=self._failure_text(job, failed, job_failed=True))
             summary.failed_jobs.append(job.id)

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import tempfile
 from pathlib import Path
+from typing import Any
 
+import pydantic_core
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from batch_ops.ledger import TokenCounts
+from batch_ops.cli import main
+from batch_ops.config import DEFAULT_MODELS
+from batch_ops.engine import _CANONICAL_META, _LineParts, _Metas
+from batch_ops.ledger import LedgerLine, TokenCounts, Usage, iter_ledger, price_usage
+from batch_ops.paths import Layout
 from batch_ops.payload import split_line
-from batch_ops.providers.anthropic import parse_result_line
+from batch_ops.phases.base import ItemMeta, OutputError, SettledResult
+from batch_ops.phases.io import iter_failed, iter_settled
+from batch_ops.phases.validation import _AS_DUMPED, ValidationPhase, Verdict
+from batch_ops.providers.anthropic import read_result_line, result_from_line
+from batch_ops.providers.base import MALFORMED, ResultLine
+from batch_ops.queue import BatchRef, JobRecord, read_queue
+from tests.hostile.strategies import ODD_NUMBERS, _get, _paths, _set, job_record, json_values, short_text
 
 VERDICT = json.dumps({"valid": True, "summary": "ok ✓", "findings": []}, ensure_ascii=False)
 
@@ -34,30 +50,173 @@ def test_split_line_cuts_what_a_full_parse_gives() -> None:
     assert json.loads(split_line(nested).meta) == {"extra": {"a": 1}, "meta": {"b": 2}}
 
 
-def test_raw_result_lines_read_like_the_sdk_types() -> None:
-    ok = {
-        "custom_id": "r1",
-        "result": {"type": "succeeded", "message": {
-            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
-            "content": [{"type": "text", "text": "he"}, {"type": "text", "text": "llo"}],
-            "stop_reason": "end_turn", "stop_sequence": None,
-            "usage": {"input_tokens": 5, "output_tokens": 2, "cache_creation_input_tokens": 4,
-                      "cache_read_input_tokens": 1, "cache_creation": {"ephemeral_1h_input_tokens": 4}}}},
+def _message(**changes: Any) -> dict[str, Any]:
+    message = {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+        "content": [{"type": "text", "text": "he"}, {"type": "text", "text": "llo"}],
+        "stop_reason": "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": 5, "output_tokens": 2, "cache_creation_input_tokens": 4,
+                  "cache_read_input_tokens": 1,
+                  "cache_creation": {"ephemeral_1h_input_tokens": 4, "ephemeral_5m_input_tokens": 0},
+                  "service_tier": "batch"},
     }  # fmt: skip
-    got = parse_result_line(json.dumps(ok).encode())
+    message.update(changes)
+    return message
+
+
+REAL_LINES: list[dict[str, Any]] = [
+    {"custom_id": "r1", "result": {"type": "succeeded", "message": _message()}},
+    {"custom_id": "r2", "result": {"type": "succeeded", "message": _message(
+        content=[{"type": "tool_use", "id": "t", "name": "f", "input": {"a": "é"}}], stop_reason="tool_use")}},
+    {"custom_id": "r3", "result": {"type": "succeeded", "message": _message(
+        content=[{"type": "thinking", "thinking": "hm", "signature": "s"}, {"type": "text", "text": VERDICT}],
+        stop_reason="refusal")}},
+    {"custom_id": "r4", "result": {"type": "succeeded", "message": _message(
+        usage={"input_tokens": 1, "output_tokens": 1}, stop_sequence="END", container=None)}},
+    {"custom_id": "r5", "result": {"type": "errored", "error": {"type": "error", "error": {
+        "type": "overloaded_error", "message": "Overloaded"}, "request_id": "req_1"}}},
+    {"custom_id": "r6", "result": {"type": "errored", "error": {"type": "error", "error": {
+        "type": "invalid_request_error", "message": "x" * 900}}}},
+    {"custom_id": "r7", "result": {"type": "expired"}},
+    {"custom_id": "r8", "result": {"type": "canceled"}},
+]  # fmt: skip
+
+
+def _sdk_reading(raw: bytes, number: int) -> ResultLine:
+    """What the SDK's own type makes of the line (the check the fast reader must equal)."""
+    return ResultLine.of(result_from_line(raw.rstrip(b"\r\n").decode("utf-8", errors="replace"), number))
+
+
+def test_result_lines_read_like_the_sdk_types() -> None:
+    for i, line in enumerate(REAL_LINES, start=1):
+        raw = json.dumps(line, ensure_ascii=False).encode() + b"\n"
+        got = read_result_line(raw, i)
+        assert got == _sdk_reading(raw, i), line
+        assert got.error_type != MALFORMED, line
+    got = read_result_line(json.dumps(REAL_LINES[0]).encode(), 1)
     assert (got.outcome, got.text, got.model, got.stop_reason) == ("succeeded", "hello", "claude-haiku-4-5", "end_turn")
     assert got.usage == TokenCounts(5, 2, 4, 1, 4)
-    tool = {"custom_id": "r2", "result": {"type": "succeeded", "message": {
-        "model": "m", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"a": "é"}}]}}}  # fmt: skip
-    assert json.loads(parse_result_line(json.dumps(tool)).text or "") == {"a": "é"}
-    err = {"custom_id": "r3", "result": {"type": "errored", "error": {"type": "error", "error": {
-        "type": "overloaded_error", "message": "Overloaded"}}}}  # fmt: skip
-    got = parse_result_line(json.dumps(err))
-    assert (got.outcome, got.error_type, got.error_message) == ("errored", "overloaded_error", "Overloaded")
-    assert parse_result_line('{"custom_id":"r4","result":{"type":"expired"}}').outcome == "expired"
-    for bad in ('{"custom_id": 1, "result": {"type": "expired"}}', '{"result": {}}', "[1]", "{"):
-        with pytest.raises(ValueError):
-            parse_result_line(bad)
+    assert json.loads(read_result_line(json.dumps(REAL_LINES[1]).encode(), 2).text or "") == {"a": "é"}
+    for bad in (b'{"custom_id": 1, "result": {"type": "expired"}}', b'{"result": {}}', b"[1]", b"{", b"\xff\xfe",
+                b"[" * 20000 + b"]" * 20000, b'{"custom_id":"x","result":{"type":"mystery"}}'):  # fmt: skip
+        got = read_result_line(bad, 3)
+        assert got.error_type == MALFORMED and got == _sdk_reading(bad, 3)
+
+
+@st.composite
+def _mutated_line(draw: st.DrawFn) -> bytes:
+    doc = json.loads(json.dumps(draw(st.sampled_from(REAL_LINES))))
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(_paths(doc)))
+        action = draw(st.integers(0, 3))
+        if action == 0 and path:
+            parent = _get(doc, path[:-1])
+            del parent[path[-1]]
+        elif action == 1:
+            doc = _set(doc, path, draw(st.sampled_from(ODD_NUMBERS)))
+        elif action == 2 and isinstance(_get(doc, path), dict):
+            _get(doc, path)[draw(short_text)] = draw(json_values)
+        else:
+            doc = _set(doc, path, draw(json_values))
+    try:
+        return json.dumps(doc, ensure_ascii=draw(st.booleans()), allow_nan=True).encode("utf-8", "surrogatepass")
+    except ValueError:
+        return b"{}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(_mutated_line())
+def test_the_fast_reader_never_accepts_what_the_sdk_type_refuses(raw: bytes) -> None:
+    """Any change to a real line (a key gone, a wrong type, an extra key): the same reading as the SDK's."""
+    assert read_result_line(raw, 7) == _sdk_reading(raw, 7)
+
+
+def test_settled_and_ledger_lines_are_the_models_own_text() -> None:
+    job = JobRecord(
+        id="job-20260101-0001", workflow="bulk-ticket-validation", phase="bulk-ticket-validation",
+        payload_path=".backlog-ops/payloads/x.jsonl", model_alias="cheap", created_at="2026-01-01T00:00:00Z",
+        updated_at="2026-01-01T00:00:00Z", request_count=3,
+    )  # fmt: skip
+    ref = BatchRef(id="msgbatch_é", round=2, chunk=0, request_count=3, intent_at="2026-01-01T00:00:00Z")
+    price = DEFAULT_MODELS["cheap"]
+    parts = _LineParts(job, ref, price)
+    phase = ValidationPhase()
+    metas = [
+        ItemMeta(ticket_id="T-1", ticket_path="backlog/data/pending/T-1.md", content_hash="ab"),
+        ItemMeta(ticket_id="T-é\u2028\x7f", ticket_path=None, content_hash="x\\y\"z\n"),
+        ItemMeta.model_validate({"ticket_id": "T-3", "extra": {"a": [1.5, None]}}),
+    ]
+    results = [
+        ResultLine("btv-T-1", "succeeded", VERDICT, "claude-haiku-4-5", "end_turn", TokenCounts(10, 5, 3, 2, 1)),
+        ResultLine("btv-T-2", "errored", error_type="invalid_request_error", error_message="bad \"x\" é\u2028\x01"),
+        ResultLine("btv-T-3", "succeeded", VERDICT, None, "end_turn", TokenCounts(7, 1_000_001, 0, 0, 0)),
+    ]
+    for meta, result in zip(metas, results, strict=True):
+        status = "succeeded" if result.outcome == "succeeded" else "failed"
+        output = phase.output_json(result.text or "") if status == "succeeded" else None
+        error = None if output else f"invalid request: {result.error_message}"
+        fast = parts.settled(result, meta.model_dump_json(), status, output, error)
+        usage = Usage(**dataclasses.asdict(result.usage))
+        model = SettledResult(
+            custom_id=result.custom_id, status=status, meta=meta,
+            output=phase.parse_output(result.text or "") if output else None, error=error, batch_id=ref.id,
+            attempts=ref.round, usage=usage, model=result.model,
+        )  # fmt: skip
+        assert fast == model.model_dump_json() + "\n"
+        text, key, sums = parts.ledger(result, meta.ticket_id, status, error)
+        cost = price_usage(usage, price, job.mode)
+        line = LedgerLine(
+            timestamp=parts.stamp, workflow=job.workflow, phase=job.phase, job_id=job.id, batch_id=ref.id,
+            custom_id=result.custom_id, ticket_id=meta.ticket_id, provider=job.provider, model_alias=job.model_alias,
+            model=result.model or price.model, mode=job.mode, input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens, cache_creation_input_tokens=usage.cache_creation_input_tokens,
+            cache_read_input_tokens=usage.cache_read_input_tokens, status=status, attempts=ref.round, error=error,
+            **cost.model_dump(),
+        )  # fmt: skip
+        assert text == line.model_dump_json() + "\n"
+        assert LedgerLine.model_validate_json(text) == line
+        assert key == (line.timestamp[:10], line.workflow, line.phase, line.model_alias, line.model, line.mode,
+                       line.status)  # fmt: skip
+        assert sums == (
+            line.input_tokens, line.output_tokens, line.cache_creation_input_tokens, line.cache_read_input_tokens,
+            line.cost_usd, line.interactive_cost_usd, line.savings_usd,
+        )  # fmt: skip
+
+
+@given(st.one_of(st.none(), short_text), st.one_of(st.none(), short_text), st.one_of(st.none(), short_text))
+def test_a_payload_meta_is_used_as_written_only_when_it_is_the_models_text(
+    ticket_id: str | None, path: str | None, digest: str | None
+) -> None:
+    meta = {"ticket_id": ticket_id, "ticket_path": path, "content_hash": digest}
+    try:
+        text = json.dumps(meta, separators=(",", ":"), ensure_ascii=False)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return
+    if _CANONICAL_META.fullmatch(text):
+        model = ItemMeta.model_validate_json(text)
+        assert model.model_dump_json() == text
+        assert _Metas({"c": text}, {}).ticket_id("c") == model.ticket_id
+
+
+def test_output_json_is_what_the_settled_model_writes() -> None:
+    phase = ValidationPhase()
+    for text in (VERDICT, json.dumps({"findings": [], "summary": "a\u2028\"b", "valid": False})):
+        assert phase.output_json(text) == pydantic_core.to_json(phase.parse_output(text)).decode()
+        settled = SettledResult(custom_id="c", status="succeeded", output=phase.parse_output(text))
+        assert f'"output":{phase.output_json(text)},' in settled.model_dump_json()
+    with pytest.raises(OutputError):
+        phase.output_json('{"valid": "yes", "summary": "", "findings": []}')
+
+
+def test_failed_results_are_found_without_reading_the_succeeded_ones(tmp_path: Path) -> None:
+    ok = SettledResult(custom_id="a", status="succeeded", output={"status": "failed"}).model_dump_json()
+    bad = SettledResult(custom_id="b", status="failed", error="x").model_dump_json()
+    odd = json.dumps({"status": "failed", "custom_id": "c", "error": "spaced"}, separators=(", ", ": "))
+    path = tmp_path / "results.jsonl"
+    path.write_text("\n".join([ok, bad, "not json", odd, ""]) + "\n", encoding="utf-8")
+    assert [r.custom_id for r in iter_failed(path)] == [r.custom_id for r in iter_settled(path) if r.status == "failed"]
+    assert [r.custom_id for r in iter_failed(path)] == ["b", "c"]
 
 
 def test_payload_meta_from_bytes_matches_the_full_split(tmp_path: Path) -> None:
@@ -181,3 +340,93 @@ def test_a_line_that_cannot_be_sent_as_utf8_is_a_payload_problem(tmp_path: Path)
     engine = Engine(layout, parse_config({}), {}, lambda: AnthropicProvider(api_key=TEST_KEY, base_url="http://127.0.0.1:9"))
     with pytest.raises(_PayloadProblem, match="line 1: params hold a lone surrogate"):
         engine._scan_payload(job, 1)
+
+
+def _verdict_line(cid: str) -> dict[str, Any]:
+    line: dict[str, Any] = json.loads(json.dumps(REAL_LINES[0]))
+    line["custom_id"] = cid
+    line["result"]["message"]["content"] = [{"type": "text", "text": VERDICT}]
+    return line
+
+
+@st.composite
+def _download(draw: st.DrawFn) -> bytes:
+    """A batch's download as the provider might send it: real lines, some of them broken."""
+    lines = []
+    for _ in range(draw(st.integers(0, 5))):
+        cid = draw(st.sampled_from(["btv-FEAT-1", "btv-FEAT-2", "btv-OTHER-9", ""]))
+        raw = json.dumps(_verdict_line(cid)).encode()
+        if draw(st.booleans()):
+            raw = draw(_mutated_line()) if draw(st.booleans()) else raw[: draw(st.integers(0, len(raw)))]
+        lines.append(raw)
+    return b"\n".join(lines) + b"\n" + (b"\xff\xfe not utf-8\n" if draw(st.booleans()) else b"")
+
+
+@settings(max_examples=40, deadline=None)
+@given(_download())
+def test_reconcile_settles_a_broken_download(raw: bytes) -> None:
+    """Every request of the batch settles once, whatever the download holds; nothing else is applied."""
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as env:
+        env.setenv("ANTHROPIC_API_KEY", "sk-ant-test")  # lines are only read: no call is made
+        root = Path(tmp)
+        layout = Layout(root)
+        (root / "backlog.config.json").write_text(
+            json.dumps({"llmOps": {"batchPolicy": {"retryPolicy": {"maxRetries": 0}}}})
+        )
+        layout.payloads_dir.mkdir(parents=True)
+        items = [
+            {"custom_id": cid, "params": {"model": "claude-haiku-4-5", "max_tokens": 10, "messages": []},
+             "meta": {"ticket_id": cid[4:], "ticket_path": f"backlog/data/pending/{cid[4:]}.md", "content_hash": "h"}}
+            for cid in ("btv-FEAT-1", "btv-FEAT-2")
+        ]  # fmt: skip
+        (layout.payloads_dir / "job-20260218-0001.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+        record = job_record("job-20260218-0001")
+        record["batches"][0].update(status="downloaded", round=1, chunk=0)
+        record["round_submitted"] = True
+        layout.queue_file.write_text(json.dumps(record) + "\n")
+        batch_dir = layout.results_dir / "job-20260218-0001"
+        batch_dir.mkdir(parents=True)
+        (batch_dir / "r1-c0.ids").write_text("btv-FEAT-1\nbtv-FEAT-2\n")
+        (batch_dir / "r1-c0.download.jsonl").write_bytes(raw)
+        assert main(["reconcile", "--repo", str(root)]) == 0
+        jobs, bad = read_queue(layout)
+        assert not bad and jobs[0].terminal and jobs[0].result_path is not None
+        settled = list(iter_settled(layout.resolve_ops_path(jobs[0].result_path)))
+        assert sorted(r.custom_id for r in settled) == ["btv-FEAT-1", "btv-FEAT-2"]
+        lines = list(iter_ledger(layout.ledger_file))
+        assert sorted(x.custom_id for x in lines) == ["btv-FEAT-1", "btv-FEAT-2"]
+
+
+_finding = st.fixed_dictionaries(
+    {"severity": st.sampled_from(["error", "warning", "info", "fatal"]), "section": short_text,
+     "message": short_text, "suggested_fix": short_text}
+)  # fmt: skip
+_verdict = st.fixed_dictionaries(
+    {"valid": st.one_of(st.booleans(), st.just("yes")), "summary": short_text,
+     "findings": st.lists(_finding, max_size=22)}
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(_verdict, st.booleans(), st.booleans())
+def test_an_answer_kept_as_it_came_is_the_models_dump(verdict: dict[str, Any], ascii_only: bool, reorder: bool) -> None:
+    if reorder:
+        verdict = dict(reversed(list(verdict.items())))
+    try:
+        text = json.dumps(verdict, separators=(",", ":"), ensure_ascii=ascii_only)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return
+    phase = ValidationPhase()
+    try:
+        expected = Verdict.model_validate_json(text).model_dump_json()
+    except ValueError:
+        with pytest.raises(OutputError):
+            phase.output_json(text)
+        return
+    assert phase.output_json(text) == expected
+
+
+def test_the_usual_answer_is_kept_without_a_dump() -> None:
+    text = Verdict.model_validate_json(VERDICT).model_dump_json()
+    assert _AS_DUMPED.fullmatch(text) and ValidationPhase().output_json(text) is text

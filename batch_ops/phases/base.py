@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import abc
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from batch_ops.backlog import BacklogScan
@@ -103,9 +104,69 @@ def parse_answer(model: type[BaseModel], text: str, what: str, **dump: Any) -> d
         raise OutputError(f"answer does not fit the {what} schema: {where}: {first['msg']}") from None
 
 
+def read_settled(path: Path) -> Iterator[SettledResult]:
+    """Stream a job's results file; a line that does not parse is skipped (the engine wrote it)."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for raw in fh:
+            if raw.strip():
+                try:
+                    yield SettledResult.model_validate_json(raw)
+                except ValidationError:
+                    continue
+
+
+class SettledFile(Iterator[SettledResult]):
+    """A job's results file as the engine hands it to ``apply``: streamed like ``read_settled``.
+
+    ``statuses`` is what the engine counted by status as it wrote the file, so a phase that only
+    counts (``count_results``) need not parse 100,000 lines again; it is None when unknown.
+    """
+
+    def __init__(self, path: Path, statuses: dict[str, int] | None = None) -> None:
+        self.path = path
+        self.statuses = statuses
+        self._lines: Iterator[SettledResult] | None = None
+
+    def __iter__(self) -> SettledFile:
+        return self
+
+    def __next__(self) -> SettledResult:
+        if self._lines is None:
+            self._lines = read_settled(self.path)
+        return next(self._lines)
+
+    def counted(self) -> dict[str, int] | None:
+        """The counts by status if nothing has been read yet (what is left is then the whole file)."""
+        return dict(self.statuses) if self.statuses is not None and self._lines is None else None
+
+
+def answer_json(model: type[BaseModel], text: str, what: str, *, as_dumped: re.Pattern[str] | None = None) -> str:
+    """``parse_answer`` as the JSON a settled result holds, without the dict in between.
+
+    ``as_dumped`` matches only text that is already ``model_dump_json`` of what it validates to
+    (compact, fields in order, strings without escapes): such an answer is kept as it came.
+    """
+    try:
+        validated = model.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(answer)"
+        raise OutputError(f"answer does not fit the {what} schema: {where}: {first['msg']}") from None
+    if as_dumped is not None and as_dumped.fullmatch(text):
+        return text
+    return validated.model_dump_json()
+
+
 def count_results(results: Iterator[SettledResult]) -> ApplySummary:
     """An ApplySummary with the succeeded results counted as applied and the rest as failed."""
     summary = ApplySummary()
+    known = results.counted() if isinstance(results, SettledFile) else None
+    if known is not None:
+        summary.applied = known.pop("succeeded", 0)
+        summary.failed = sum(known.values())
+        return summary
     for res in results:
         if res.status == "succeeded":
             summary.applied += 1
@@ -134,8 +195,11 @@ class Phase(abc.ABC):
         """Validate a model answer; raise OutputError with the reason if it does not fit."""
 
     def output_json(self, text: str) -> str:
-        """``parse_output`` as compact JSON (a phase may do both in one step); raises OutputError."""
-        return json.dumps(self.parse_output(text), separators=(",", ":"), ensure_ascii=False)
+        """``parse_output`` as ``SettledResult.model_dump_json`` writes it (a phase may do both in one step).
+
+        Raises OutputError. pydantic's encoder, so the settled line is the model's text exactly.
+        """
+        return pydantic_core.to_json(self.parse_output(text)).decode("utf-8")
 
     @abc.abstractmethod
     def apply(self, ctx: PhaseContext, job_id: str, results: Iterator[SettledResult]) -> ApplySummary:

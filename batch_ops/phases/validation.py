@@ -8,6 +8,7 @@ verdict of any completed validation job.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ from batch_ops.phases.base import (
     PlannedItem,
     PlannedJob,
     SettledResult,
+    answer_json,
     count_results,
     make_custom_id,
     parse_answer,
@@ -119,6 +121,17 @@ def _schema() -> dict[str, Any]:
     }
 
 
+# A verdict exactly as ``Verdict.model_dump_json()`` writes it: compact, the fields in model order,
+# strings with nothing pydantic would escape. Validation still decides; this only spares the dump.
+_PLAIN = r'"[^"\\\x00-\x1f]*"'
+_FINDING = (
+    r'\{"severity":"(?:error|warning|info)","section":' + _PLAIN + r',"message":' + _PLAIN
+    + r',"suggested_fix":' + _PLAIN + r"\}"
+)
+_AS_DUMPED = re.compile(
+    r'\{"valid":(?:true|false),"summary":' + _PLAIN + r',"findings":\[(?:' + _FINDING + r"(?:," + _FINDING + r")*)?\]\}"
+)
+
 ALIAS_FOR_BUCKET = {"cheap-llm": "cheap", "requires-frontier": "frontier"}
 
 
@@ -164,6 +177,12 @@ class ValidationPhase(Phase):
         if len(text) > MAX_ANSWER_CHARS:
             raise OutputError(f"answer too long ({len(text)} characters, limit {MAX_ANSWER_CHARS})")
         return parse_answer(Verdict, text, "verdict")
+
+    def output_json(self, text: str) -> str:
+        # The same checks as parse_output, straight to JSON: one answer per result of a batch.
+        if len(text) > MAX_ANSWER_CHARS:
+            raise OutputError(f"answer too long ({len(text)} characters, limit {MAX_ANSWER_CHARS})")
+        return answer_json(Verdict, text, "verdict", as_dumped=_AS_DUMPED)
 
     def apply(self, ctx: PhaseContext, job_id: str, results: Iterator[SettledResult]) -> ApplySummary:
         summary = count_results(results)

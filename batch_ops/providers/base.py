@@ -54,7 +54,7 @@ class ProviderResult(BaseModel):
 
 @dataclass(slots=True)
 class ResultLine:
-    """``ProviderResult`` as a plain record: what ``parse_result_line`` gives, once per result."""
+    """``ProviderResult`` as a plain record: what ``read_result_line`` gives, once per result."""
 
     custom_id: str
     outcome: str
@@ -135,10 +135,6 @@ class Provider(Protocol):
 
     def cancel_batch(self, batch_id: str) -> BatchInfo: ...
 
-    def iter_results(self, batch_id: str, *, results_url: str | None = None) -> Iterator[ProviderResult]:
-        """Stream results in whatever order the provider sends them (from ``results_url`` if given)."""
-        ...
-
     def create_message(self, request: ProviderRequest) -> ProviderResult:
         """Run one request interactively (full price, immediate)."""
         ...
@@ -158,6 +154,10 @@ class Provider(Protocol):
         """
         ...
 
-    def parse_result_line(self, raw: bytes | str) -> ResultLine:
-        """One line written by ``download_results``; raises ValueError if it is not a result."""
+    def read_result_line(self, raw: bytes, number: int) -> ResultLine:
+        """Line ``number`` of what ``download_results`` wrote, checked against the provider's result type.
+
+        Never raises: a line that does not fit is an ``errored`` result of type ``MALFORMED`` whose
+        message names the line (with the custom_id if one could be read, else an empty one).
+        """
         ...

@@ -12,8 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from batch_ops.ledger import iter_ledger
 from batch_ops.paths import Layout
 from batch_ops.phases.io import iter_settled
@@ -132,11 +130,6 @@ def test_missing_result_lines_keep_those_items_unsettled(cli: Any, sample_repo: 
     assert all(got[c].status == "succeeded" and got[c].attempts >= 2 for c in dropped)
 
 
-@pytest.mark.xfail(
-    reason="since the merge onto the policy engine the follow-up round settles this item as succeeded; "
-    "to be investigated (the per-line checks themselves are covered by the tests above)",
-    strict=False,
-)
 def test_a_line_that_never_comes_fails_the_item_with_the_reason(
     cli: Any, sample_repo: Path, sandbox: SandboxServer
 ) -> None:
