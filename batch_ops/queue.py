@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from batch_ops.caching import CacheDecision
 from batch_ops.errors import PathError, StateError
-from batch_ops.paths import Layout
+from batch_ops.paths import Layout, OpsPathCheck
 
 JobStatus = Literal["queued", "submitted", "running", "completed", "failed"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed"})
@@ -188,19 +188,49 @@ class atomic_writer:
         _fsync_dir(self.path.parent)
 
 
-def _outside_paths(job: JobRecord, layout: Layout) -> str | None:
+def _outside_paths(job: JobRecord, check: OpsPathCheck) -> str | None:
     """Why a record's stored paths may not be followed, or None: each must stay inside ``.backlog-ops/``."""
     for name in ("payload_path", "result_path", "report_path"):
         stored = getattr(job, name)
         if stored is None:
             continue
         try:
-            full = layout.resolve_ops_path(stored)
+            full = check.resolve(stored)
         except PathError as exc:
             return f"{name}: {exc}"
-        if full == layout.ops_dir.resolve():
+        if full == check.ops_real:
             return f"{name}: {stored!r} is the .backlog-ops directory itself, not a file in it"
     return None
+
+
+def _parse_record(number: int, line: str) -> JobRecord | QuarantinedLine:
+    """One queue line as a record, or the reason it is bad."""
+    # The common case in one step: pydantic's JSON parser validates while it parses, with no dict
+    # in between (a queue of 10,000 jobs is read on every command). It refuses whatever json.loads
+    # refuses and more (lone surrogates, nesting past 200), so any failure takes the full path
+    # below, which decides exactly as before and gives the same reasons.
+    try:
+        fast = JobRecord.model_validate_json(line)
+    except ValueError:
+        pass
+    else:
+        if "\\u" not in line:
+            return fast  # no escape, so no lone surrogate (the text came from UTF-8)
+    try:
+        data: Any = json.loads(line)
+        # A lone surrogate ("\ud800") parses but could never be written back as UTF-8.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return JobRecord.model_validate(data)
+    except json.JSONDecodeError as exc:
+        return QuarantinedLine(line_number=number, reason=f"not JSON: {exc.msg} at column {exc.colno}", text=line)
+    except RecursionError:
+        return QuarantinedLine(line_number=number, reason="not JSON: nested too deeply", text=line)
+    except UnicodeEncodeError:
+        return QuarantinedLine(line_number=number, reason="invalid Unicode (a lone surrogate escape)", text=line)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(record)"
+        return QuarantinedLine(line_number=number, reason=f"invalid job record: {where}: {first['msg']}", text=line)
 
 
 def parse_queue_text(
@@ -210,45 +240,22 @@ def parse_queue_text(
     jobs: list[JobRecord] = []
     bad: list[QuarantinedLine] = []
     seen: set[str] = set()
+    check = layout.ops_paths() if layout is not None else None
     # Records are separated by "\n" only: str.splitlines() would also cut at U+2028, U+0085 and
     # other separators, which JSON strings (an error message, model text) may carry unescaped.
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.removesuffix("\r")
         if not line.strip():
             continue
-        try:
-            data: Any = json.loads(line)
-            # A lone surrogate ("\ud800") parses but could never be written back as UTF-8.
-            json.dumps(data, ensure_ascii=False).encode("utf-8")
-            job = JobRecord.model_validate(data)
-        except json.JSONDecodeError as exc:
-            bad.append(
-                QuarantinedLine(
-                    line_number=number, reason=f"not JSON: {exc.msg} at column {exc.colno}", text=line
-                )
-            )
+        job_or_bad = _parse_record(number, line)
+        if isinstance(job_or_bad, QuarantinedLine):
+            bad.append(job_or_bad)
             continue
-        except RecursionError:
-            bad.append(QuarantinedLine(line_number=number, reason="not JSON: nested too deeply", text=line))
-            continue
-        except UnicodeEncodeError:
-            bad.append(
-                QuarantinedLine(line_number=number, reason="invalid Unicode (a lone surrogate escape)", text=line)
-            )
-            continue
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(record)"
-            bad.append(
-                QuarantinedLine(
-                    line_number=number, reason=f"invalid job record: {where}: {first['msg']}", text=line
-                )
-            )
-            continue
+        job = job_or_bad
         if job.id in seen:
             bad.append(QuarantinedLine(line_number=number, reason=f"duplicate job id {job.id}", text=line))
             continue
-        outside = _outside_paths(job, layout) if layout is not None else None
+        outside = _outside_paths(job, check) if check is not None else None
         if outside is not None:
             bad.append(QuarantinedLine(line_number=number, reason=f"path refused: {outside}", text=line))
             continue
