@@ -12,6 +12,13 @@ both ends of that prefix), every append brings it up to date, and a reader adds 
 its prefix. A summary that does not match the ledger (missing, damaged, or from another history of
 the file) is rebuilt from the ledger. Because coverage is counted in bytes, a crash between an
 append and the summary's update cannot count a line twice: the next reader simply reads it.
+
+The summary also keeps what ``batch-ops report`` prints, so the report need not price and group a
+million lines either: one *cell* per (day, job, phase, model alias, model, mode) with its request,
+success and cache-read counts, token sums and cost sums. Cost sums are kept exactly (in units of
+2**-1074, of which every float is a whole number), so they add up the same whichever way the lines
+were split into appends, and a summary kept current append by append equals one rebuilt from the
+ledger bit for bit. The cells grow with jobs and days, not with lines.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from batch_ops.config import ModelPrice
 
@@ -152,10 +159,15 @@ class LedgerAppend:
         self._totals.add(line)
         self.count += 1
 
-    def add_prepared(self, text: str, key: tuple[str, ...], sums: Sums) -> None:
-        """One line already serialised, with its group key and its sums (tokens, then costs)."""
+    def add_prepared(self, text: str, key: tuple[str, ...], sums: Sums, job_id: str | None = None) -> None:
+        """One line already serialised, with its group key and its sums (tokens, then costs).
+
+        ``job_id`` is the line's (the report's cells are per job); without it, it is read from ``text``.
+        """
         self._fh.write(text)
-        self._totals.add_sums(key, sums)
+        if job_id is None:
+            job_id = str(json.loads(text)["job_id"])
+        self._totals.add_sums(key, sums, job_id)
         self.count += 1
 
     def add_fields(self, fields: dict[str, Any]) -> None:
@@ -250,7 +262,7 @@ def keys_for_batch(path: Path, job_id: str, batch_id: str | None) -> set[str]:
 
 # -- the summary ------------------------------------------------------------------------------
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2  # 2: the report's cells
 MAX_PROBLEMS_KEPT = 200
 _FINGERPRINT_BYTES = 4096
 _GROUP_KEYS = ("day", "workflow", "phase", "model_alias", "model", "mode", "status")
@@ -278,6 +290,40 @@ class LedgerGroup(BaseModel):
     savings_usd: float = 0.0
 
 
+# One cell of the cost report: day, job_id, phase, model_alias, model, mode; then requests,
+# succeeded, input, output, cache-write and cache-read tokens, requests with a cache read; then
+# cost_usd, interactive_cost_usd and savings_usd, each exact as (m, e) meaning m * 2**e.
+Exact = tuple[int, int]
+ReportCell = tuple[str, str, str, str, str, str, int, int, int, int, int, int, int, Exact, Exact, Exact]
+CELL_KEYS = ("day", "job_id", "phase", "model_alias", "model", "mode")
+UNIT_BITS = 1074  # the smallest float is 2**-1074: every float is a whole number of these units
+_MAX_EXPONENT = 1100  # past any float's: a summary claiming more is damaged, not trusted
+
+
+def units(value: float) -> int:
+    """``value`` as a whole number of 2**-1074 (exact: every finite float is one)."""
+    n, d = value.as_integer_ratio()  # d is a power of two, at most 2**1074
+    return n << (UNIT_BITS + 1 - d.bit_length())
+
+
+def exact_pair(total: int) -> Exact:
+    """A sum in units, stored short: (m, e) with total * 2**-1074 == m * 2**e."""
+    if total == 0:
+        return (0, 0)
+    zeros = (total & -total).bit_length() - 1
+    return (total >> zeros, zeros - UNIT_BITS)
+
+
+def pair_units(pair: Exact) -> int:
+    m, e = pair
+    return m << (e + UNIT_BITS)
+
+
+def units_float(total: int) -> float:
+    """The float nearest to the exact sum (int / int is correctly rounded)."""
+    return total / (1 << UNIT_BITS)
+
+
 class LedgerSummary(BaseModel):
     version: int = SUMMARY_VERSION
     ledger_bytes: int = 0  # covers the ledger's first ledger_bytes bytes: whole lines only
@@ -287,6 +333,19 @@ class LedgerSummary(BaseModel):
     problem_count: int = 0
     problems: list[LedgerProblem] = Field(default_factory=list)  # the first MAX_PROBLEMS_KEPT
     groups: list[LedgerGroup] = Field(default_factory=list)
+    cells: list[ReportCell] = Field(default_factory=list)  # sorted by their six keys
+
+    @field_validator("cells")
+    @classmethod
+    def _exponents_in_range(cls, cells: list[ReportCell]) -> list[ReportCell]:
+        # A hand-edited exponent of 10**9 would make a number of a billion bits: refused (rebuilt).
+        pairs = [pair for cell in cells for pair in cell[13:]]
+        exponents = [e for _, e in pairs]
+        if pairs and (min(exponents) < -UNIT_BITS or max(exponents) > _MAX_EXPONENT):
+            raise ValueError("a cell's exact sum has an exponent out of range")
+        if pairs and max(abs(m) for m, _ in pairs).bit_length() > 2 * _MAX_EXPONENT:
+            raise ValueError("a cell's exact sum is out of range")
+        return cells
 
     def totals(self) -> dict[str, Any]:
         out: dict[str, Any] = {"requests": 0, **dict.fromkeys(_COUNTS, 0), **dict.fromkeys(_COSTS, 0.0)}
@@ -298,35 +357,48 @@ class LedgerSummary(BaseModel):
 
 
 class _Totals:
-    """Running sums by group key, cheap to feed one line at a time."""
+    """Running sums by group key and by report cell, cheap to feed one line at a time."""
 
     def __init__(self) -> None:
         self.groups: dict[tuple[str, ...], list[float]] = {}
+        # cell key -> requests, succeeded, 4 token sums, requests with a cache read, 3 cost sums in units
+        self.cells: dict[tuple[str, ...], list[int]] = {}
 
     def add(self, line: LedgerLine) -> None:
         self.add_fields(line.__dict__)
 
-    def add_sums(self, key: tuple[str, ...], values: Sums) -> None:
+    def add_sums(self, key: tuple[str, ...], values: Sums, job_id: str) -> None:
+        """``key`` is (day, workflow, phase, model_alias, model, mode, status)."""
         sums = self.groups.get(key)
         if sums is None:
             sums = self.groups[key] = [0, 0, 0, 0, 0, 0.0, 0.0, 0.0]
         sums[0] += 1
         for i, value in enumerate(values, start=1):
             sums[i] += value
+        day, _workflow, phase, alias, model, mode, status = key
+        cell_key = (day, job_id, phase, alias, model, mode)
+        cell = self.cells.get(cell_key)
+        if cell is None:
+            cell = self.cells[cell_key] = [0] * 10
+        tokens_in, tokens_out, cache_write, cache_read, cost, interactive, savings = values
+        cell[0] += 1
+        cell[1] += status == "succeeded"
+        cell[2] += tokens_in
+        cell[3] += tokens_out
+        cell[4] += cache_write
+        cell[5] += cache_read
+        cell[6] += cache_read > 0
+        cell[7] += units(cost)
+        cell[8] += units(interactive)
+        cell[9] += units(savings)
 
     def add_fields(self, f: dict[str, Any]) -> None:
         key = (f["timestamp"][:10], f["workflow"], f["phase"], f["model_alias"], f["model"], f["mode"], f["status"])
-        sums = self.groups.get(key)
-        if sums is None:
-            sums = self.groups[key] = [0, 0, 0, 0, 0, 0.0, 0.0, 0.0]
-        sums[0] += 1
-        sums[1] += f["input_tokens"]
-        sums[2] += f["output_tokens"]
-        sums[3] += f["cache_creation_input_tokens"]
-        sums[4] += f["cache_read_input_tokens"]
-        sums[5] += f["cost_usd"]
-        sums[6] += f["interactive_cost_usd"]
-        sums[7] += f["savings_usd"]
+        values = (
+            f["input_tokens"], f["output_tokens"], f["cache_creation_input_tokens"], f["cache_read_input_tokens"],
+            f["cost_usd"], f["interactive_cost_usd"], f["savings_usd"],
+        )  # fmt: skip
+        self.add_sums(key, values, f["job_id"])
 
     def merge_into(self, summary: LedgerSummary) -> None:
         index = {tuple(getattr(g, k) for k in _GROUP_KEYS): g for g in summary.groups}
@@ -344,6 +416,31 @@ class _Totals:
         if added:
             summary.groups.sort(key=lambda g: tuple(getattr(g, k) for k in _GROUP_KEYS))
         self.groups.clear()
+        if self.cells:
+            _merge_cells(summary, self.cells)
+            self.cells.clear()
+
+
+def _merge_cells(summary: LedgerSummary, cells: dict[tuple[str, ...], list[int]]) -> None:
+    at: dict[tuple[str, ...], int] = {cell[:6]: i for i, cell in enumerate(summary.cells)}
+    added = False
+    for key, acc in cells.items():
+        i = at.get(key)
+        if i is not None:
+            old = summary.cells[i]
+            acc = [*(a + b for a, b in zip(old[6:13], acc[:7], strict=True)),
+                   *(pair_units(p) + u for p, u in zip(old[13:], acc[7:], strict=True))]  # fmt: skip
+        cell: ReportCell = (
+            key[0], key[1], key[2], key[3], key[4], key[5], acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6],
+            exact_pair(acc[7]), exact_pair(acc[8]), exact_pair(acc[9]),
+        )  # fmt: skip
+        if i is None:
+            summary.cells.append(cell)
+            added = True
+        else:
+            summary.cells[i] = cell
+    if added:
+        summary.cells.sort(key=lambda c: c[:6])
 
 
 def summary_path(ledger: Path) -> Path:
@@ -404,20 +501,35 @@ def _catch_up(path: Path, summary: LedgerSummary) -> LedgerSummary:
     return summary
 
 
-def read_summary(path: Path) -> LedgerSummary:
-    """Totals of the whole ledger as it is now, from the summary plus the lines past it. Reads only.
+def read_summary(path: Path, *, save: bool = False) -> LedgerSummary:
+    """Totals of the whole ledger as it is now, from the summary plus the lines past it.
+
+    Reads only, unless ``save``: then a summary that had to be rebuilt or caught up is written
+    back (whole lines only), so the next reader starts from it. Any summary written is one of a
+    prefix of the ledger, so a write racing an append's cannot leave a wrong one.
 
     A last line without its newline (torn by a kill, or being appended right now) is counted if
     it parses and reported if it does not, as ``iter_ledger`` would, but never marked as covered.
     """
     if not path.exists():
         return LedgerSummary()
-    summary = _catch_up(path, _stored_summary(path) or LedgerSummary())
+    stored = _stored_summary(path)
+    covered = stored.ledger_bytes if stored is not None else -1
+    summary = _catch_up(path, stored or LedgerSummary())
+    if save and summary.ledger_bytes != covered:
+        _write_summary(path, summary)
     with open(path, "rb") as fh:
         fh.seek(summary.ledger_bytes)
         rest = fh.read()
     if rest.strip():
-        partial = summary.model_copy(deep=True)
+        # Copied as deep as the merge below writes: groups are updated in place, cells replaced.
+        partial = summary.model_copy(
+            update={
+                "groups": [g.model_copy() for g in summary.groups],
+                "cells": list(summary.cells),
+                "problems": list(summary.problems),
+            }
+        )
         number = summary.lines + 1
         try:
             totals = _Totals()
@@ -444,10 +556,23 @@ def _write_summary(path: Path, summary: LedgerSummary) -> None:
     target = summary_path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(summary.model_dump_json(indent=1) + "\n")
+        fh.write(_summary_text(summary))
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, target)
+
+
+def _summary_text(summary: LedgerSummary) -> str:
+    """The summary as JSON with one group or cell per line: small, and a commit's diff stays short."""
+    data = summary.model_dump(mode="json")
+    parts = []
+    for name, value in data.items():
+        if isinstance(value, list) and value:
+            items = ",\n".join(_encode(item) for item in value)
+            parts.append(f"{_encode(name)}: [\n{items}\n]")
+        else:
+            parts.append(f"{_encode(name)}: {_encode(value)}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
 def _note_append(path: Path, before: int, torn: bool, totals: _Totals, count: int) -> None:

@@ -94,10 +94,15 @@ def _job_fields(layout: Layout) -> list[_JobFields]:
     return out
 
 
-def write_report(layout: Layout, name: str, markdown: str, data: Any) -> str:
-    """Write ``reports/{name}.md`` and its JSON twin atomically; returns the Markdown's repo path."""
+def write_report(layout: Layout, name: str, markdown: str, data: Any, *, json_text: str | None = None) -> str:
+    """Write ``reports/{name}.md`` and its JSON twin atomically; returns the Markdown's repo path.
+
+    ``json_text``: the twin already encoded (as ``json.dumps(data, indent=2, ensure_ascii=False)``).
+    """
     md_path = layout.own_path(layout.reports_dir / f"{safe_file_name(name)}.md")
     json_path = layout.own_path(layout.reports_dir / f"{safe_file_name(name)}.json")
     atomic_write_text(md_path, markdown.rstrip() + "\n")
-    atomic_write_text(json_path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    if json_text is None:
+        json_text = json.dumps(data, indent=2, ensure_ascii=False)
+    atomic_write_text(json_path, json_text + "\n")
     return layout.rel(md_path)
