@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from batch_ops.config import ModelPrice
 
@@ -562,16 +562,32 @@ def _write_summary(path: Path, summary: LedgerSummary) -> None:
     os.replace(tmp, target)
 
 
+_GROUPS_JSON: TypeAdapter[list[LedgerGroup]] = TypeAdapter(list[LedgerGroup])
+_CELLS_JSON: TypeAdapter[list[ReportCell]] = TypeAdapter(list[ReportCell])
+
+
 def _summary_text(summary: LedgerSummary) -> str:
-    """The summary as JSON with one group or cell per line: small, and a commit's diff stays short."""
-    data = summary.model_dump(mode="json")
-    parts = []
-    for name, value in data.items():
-        if isinstance(value, list) and value:
-            items = ",\n".join(_encode(item) for item in value)
-            parts.append(f"{_encode(name)}: [\n{items}\n]")
-        else:
-            parts.append(f"{_encode(name)}: {_encode(value)}")
+    """The summary as JSON with one group or cell per line: a commit's diff stays short.
+
+    Each list is dumped by pydantic in one call, then cut into lines where one entry ends and the
+    next begins: '},{"' between groups (flat objects), ']],["' between cells (each ends with an
+    exact pair and starts with a string). Inside a JSON string a quote is always escaped, so
+    neither sequence can occur there: the cuts fall only between entries.
+    """
+    head = {
+        "version": summary.version,
+        "ledger_bytes": summary.ledger_bytes,
+        "lines": summary.lines,
+        "head_sha256": summary.head_sha256,
+        "tail_sha256": summary.tail_sha256,
+        "problem_count": summary.problem_count,
+    }
+    parts = [f"{_encode(name)}: {_encode(value)}" for name, value in head.items()]
+    problems = ",\n".join(_encode(p.model_dump(mode="json")) for p in summary.problems)
+    groups = _GROUPS_JSON.dump_json(summary.groups).decode("utf-8")[1:-1].replace('},{"', '},\n{"')
+    cells = _CELLS_JSON.dump_json(summary.cells).decode("utf-8")[1:-1].replace(']],["', ']],\n["')
+    for name, body in (("problems", problems), ("groups", groups), ("cells", cells)):
+        parts.append(f"{_encode(name)}: [\n{body}\n]" if body else f"{_encode(name)}: []")
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 

@@ -33,6 +33,7 @@ from batch_ops.ledger import (
     LedgerAppend,
     LedgerLine,
     LedgerProblem,
+    LedgerSummary,
     Usage,
     append_lines,
     iter_ledger,
@@ -297,3 +298,21 @@ def test_json_indented_leaves_what_is_not_plain_to_json_dumps() -> None:
 @given(st.from_regex(r"[A-Za-z][A-Za-z0-9_.-]{0,40}|[0-9][0-9-]{0,20}", fullmatch=True) | st.text(max_size=20))
 def test_a_plain_table_key_is_what_cell_makes_of_it(text: str) -> None:
     assert _key_cell(text) == cell(text)
+
+
+def test_the_summary_file_round_trips_whatever_the_ids_hold(tmp_path: Path) -> None:
+    """It is cut into one line per entry at '},{"' and ']],["': ids holding those change nothing."""
+    layout = Layout(tmp_path)
+    layout.ops_dir.mkdir()
+    odd = ['job-]],["x', 'job-},{"day', 'job-"\\\n\u2028', "job-plain"]
+    lines = _lines(random.Random(5), _config(), 40)
+    for i, line in enumerate(lines):
+        line.job_id = odd[i % len(odd)]
+        line.phase = odd[(i + 1) % len(odd)]
+    append_lines(layout.ledger_file, lines)
+    text = summary_path(layout.ledger_file).read_text()
+    stored = LedgerSummary.model_validate_json(text)
+    assert stored.model_dump() == read_summary(layout.ledger_file).model_dump()
+    assert len(stored.cells) > 4
+    assert not stored.problems  # braces, 6 header lines, "problems": [], each list's brackets, an entry a line
+    assert text.count("\n") == 2 + 6 + 1 + (2 + len(stored.groups)) + (2 + len(stored.cells))
