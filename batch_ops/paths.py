@@ -200,7 +200,8 @@ class OpsPathCheck:
         real_parent = self._dirs.get(parent)
         if real_parent is None:
             real_parent = self._dirs[parent] = self._real(os.path.join(self.layout.root, parent), stored)
-        full = os.path.join(real_parent, leaf) if leaf else real_parent
+        # real_parent is absolute and normalised (no trailing "/" unless it is the root itself).
+        full = (real_parent.rstrip("/") + "/" + leaf) if leaf else real_parent
         if leaf and self._is_link(real_parent, leaf, full):
             full = self._real(full, stored)
         base = self._base

@@ -9,6 +9,7 @@ copied to the quarantine file before the queue is rewritten without it: reported
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
 import fcntl
 import json
@@ -307,6 +308,20 @@ class Queue:
         atomic_write_text(self.layout.queue_file, text)
 
 
+# The queue this process holds under the lock, while it does: a reader inside the same run (a
+# phase's apply looking up earlier results) takes its jobs from memory instead of parsing the
+# 10,000-job file the engine has just written.
+_LOCKED: contextvars.ContextVar[Queue | None] = contextvars.ContextVar("batch_ops_locked_queue", default=None)
+
+
+def locked_jobs(layout: Layout) -> list[JobRecord] | None:
+    """The jobs of ``layout``'s queue if this process holds it locked (as changed in memory), else None."""
+    queue = _LOCKED.get()
+    if queue is None or queue.layout.queue_file != layout.queue_file:
+        return None
+    return queue.jobs
+
+
 class QueueStore:
     """The one way to change the queue: ``with store.locked() as queue: ...; queue.save()``."""
 
@@ -330,7 +345,11 @@ class QueueStore:
                         where = self.layout.rel_or_abs(self.layout.queue_quarantine)
                         for b in bad:
                             self.warn(f"batch-queue.jsonl line {b.line_number}: {b.reason}; moved to {where}")
-                yield queue
+                token = _LOCKED.set(queue)
+                try:
+                    yield queue
+                finally:
+                    _LOCKED.reset(token)
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from batch_ops.paths import Layout, safe_file_name
 from batch_ops.phases.base import SettledResult
-from batch_ops.queue import atomic_write_text
+from batch_ops.queue import atomic_write_text, locked_jobs
 
 
 def iter_settled(path: Path) -> Iterator[SettledResult]:
@@ -74,7 +74,11 @@ def _job_fields(layout: Layout) -> list[_JobFields]:
 
     Runs inside every apply, right after the engine saved the queue (10,000 jobs: a full parse
     took half a second); a line that does not parse is left to the queue's own reader to report.
+    Inside the engine's run the queue is in memory, locked: it is taken from there.
     """
+    held = locked_jobs(layout)
+    if held is not None:
+        return [_JobFields(j.id, j.phase, j.status, j.result_path, j.updated_at) for j in held]
     try:
         text = layout.queue_file.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
