@@ -66,7 +66,7 @@ def _month(now: dt.datetime | None) -> str:
 def month_spend(layout: Layout, month: str, ledger: LedgerSummary | None = None) -> float:
     # From the ledger's summary (totals by day) rather than a pass over every line; ``ledger`` is
     # that summary when the caller has read it already.
-    summary = ledger if ledger is not None else read_summary(layout.ledger_file)
+    summary = ledger if ledger is not None else read_summary(layout.ledger_file, cells=False)
     return sum(g.cost_usd for g in summary.groups if g.day.startswith(month))
 
 

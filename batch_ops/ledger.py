@@ -334,7 +334,11 @@ class LedgerSummary(BaseModel):
     problem_count: int = 0
     problems: list[LedgerProblem] = Field(default_factory=list)  # the first MAX_PROBLEMS_KEPT
     groups: list[LedgerGroup] = Field(default_factory=list)
-    cells: list[ReportCell] = Field(default_factory=list)  # sorted by their six keys
+    # Sorted by their six keys when the file was last compacted; an append between compactions
+    # adds its cells at the end, so a key may appear more than once: a cell's figures are the
+    # sums of all its lines (every reader sums cells anyway).
+    cells: list[ReportCell] = Field(default_factory=list)
+    cells_compacted: int = 0  # how many cells there were at the last compaction
 
     def totals(self) -> dict[str, Any]:
         out: dict[str, Any] = {"requests": 0, **dict.fromkeys(_COUNTS, 0), **dict.fromkeys(_COSTS, 0.0)}
@@ -409,27 +413,36 @@ class _Totals:
             _merge_cells(summary, self.cells)
             self.cells.clear()
 
+    def take_cells(self) -> list[ReportCell]:
+        """The cells added since the last merge, as cells (the groups stay to be merged)."""
+        cells = [_cell(key, acc) for key, acc in self.cells.items()]
+        self.cells.clear()
+        return cells
+
+
+def _cell(key: tuple[str, ...], acc: list[int]) -> ReportCell:
+    return (
+        key[0], key[1], key[2], key[3], key[4], key[5], acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6],
+        exact_pair(acc[7]), exact_pair(acc[8]), exact_pair(acc[9]),
+    )  # fmt: skip
+
+
+def _cell_sums(cell: ReportCell) -> list[int]:
+    return [*cell[6:13], *(pair_units(p) for p in cell[13:])]
+
 
 def _merge_cells(summary: LedgerSummary, cells: dict[tuple[str, ...], list[int]]) -> None:
-    at: dict[tuple[str, ...], int] = {cell[:6]: i for i, cell in enumerate(summary.cells)}
-    added = False
-    for key, acc in cells.items():
-        i = at.get(key)
-        if i is not None:
-            old = summary.cells[i]
-            acc = [*(a + b for a, b in zip(old[6:13], acc[:7], strict=True)),
-                   *(pair_units(p) + u for p, u in zip(old[13:], acc[7:], strict=True))]  # fmt: skip
-        cell: ReportCell = (
-            key[0], key[1], key[2], key[3], key[4], key[5], acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6],
-            exact_pair(acc[7]), exact_pair(acc[8]), exact_pair(acc[9]),
-        )  # fmt: skip
-        if i is None:
-            summary.cells.append(cell)
-            added = True
-        else:
-            summary.cells[i] = cell
-    if added:
-        summary.cells.sort(key=lambda c: c[:6])
+    """Add ``cells`` into the summary's and compact: one cell per key, sorted."""
+    merged: dict[tuple[str, ...], list[int]] = {}
+    for cell in summary.cells:
+        sums = _cell_sums(cell)
+        acc = merged.get(cell[:6])
+        merged[cell[:6]] = sums if acc is None else [a + b for a, b in zip(acc, sums, strict=True)]
+    for key, more in cells.items():
+        acc = merged.get(key)
+        merged[key] = list(more) if acc is None else [a + b for a, b in zip(acc, more, strict=True)]
+    summary.cells = [_cell(key, acc) for key, acc in sorted(merged.items())]
+    summary.cells_compacted = len(summary.cells)
 
 
 def summary_path(ledger: Path) -> Path:
@@ -444,10 +457,57 @@ def _fingerprints(path: Path, size: int) -> tuple[str, str]:
     return hashlib.sha256(head).hexdigest(), hashlib.sha256(tail).hexdigest()
 
 
+_CELLS_MARK = ',\n"cells": ['
+_CELLS_END = "\n]\n}\n"
+
+
+@dataclass(slots=True)
+class _CellLines:
+    """The summary file's cells as written: ``text`` is the lines joined by ",\n"."""
+
+    text: str
+    count: int
+
+
+def _without_cells(text: str) -> tuple[str, _CellLines] | None:
+    """(the summary's JSON without its cells, the cells' lines as written), if laid out as written here.
+
+    ``_summary_text`` writes the cells last, one a line; a raw newline never occurs inside JSON
+    text, so the mark cannot sit inside a string. Any other layout (a hand-edited file) gives
+    None, and the whole file is parsed instead.
+    """
+    at = text.rfind(_CELLS_MARK)
+    if at < 0:
+        return None
+    head = text[:at] + "\n}"
+    start = at + len(_CELLS_MARK)
+    if text.startswith("]\n}", start) and not text[start + 3 :].strip():
+        return head, _CellLines("", 0)
+    if not text.startswith("\n", start) or not text.endswith(_CELLS_END):
+        return None
+    body = text[start + 1 : -len(_CELLS_END)]
+    return head, _CellLines(body, body.count(",\n") + 1)
+
+
 def _stored_summary(path: Path) -> LedgerSummary | None:
     """The summary file if it describes a prefix of this very ledger, else None."""
+    stored = _stored(path, cells=True)
+    return stored[0] if stored is not None else None
+
+
+def _stored(path: Path, *, cells: bool) -> tuple[LedgerSummary, _CellLines | None] | None:
+    """The stored summary if it matches the ledger; with ``cells`` False, its cells left unparsed.
+
+    Unparsed, the cells come back as the file's lines (None when they were parsed after all):
+    status needs none of them, and an append only adds lines after them.
+    """
+    lines: _CellLines | None = None
     try:
-        summary = LedgerSummary.model_validate_json(summary_path(path).read_bytes())
+        text = summary_path(path).read_text(encoding="utf-8")
+        split = None if cells else _without_cells(text)
+        if split is not None:
+            text, lines = split
+        summary = LedgerSummary.model_validate_json(text)
         size = path.stat().st_size
     except (OSError, ValueError):
         return None
@@ -457,7 +517,7 @@ def _stored_summary(path: Path) -> LedgerSummary | None:
         path, summary.ledger_bytes
     ):
         return None
-    return summary
+    return summary, lines
 
 
 def _problem(summary: LedgerSummary, number: int, exc: ValidationError) -> LedgerProblem:
@@ -490,7 +550,7 @@ def _catch_up(path: Path, summary: LedgerSummary) -> LedgerSummary:
     return summary
 
 
-def read_summary(path: Path, *, save: bool = False) -> LedgerSummary:
+def read_summary(path: Path, *, save: bool = False, cells: bool = True) -> LedgerSummary:
     """Totals of the whole ledger as it is now, from the summary plus the lines past it.
 
     Reads only, unless ``save``: then a summary that had to be rebuilt or caught up is written
@@ -499,10 +559,15 @@ def read_summary(path: Path, *, save: bool = False) -> LedgerSummary:
 
     A last line without its newline (torn by a kill, or being appended right now) is counted if
     it parses and reported if it does not, as ``iter_ledger`` would, but never marked as covered.
+
+    With ``cells`` False the report's cells are left out (status and the budget need none).
     """
     if not path.exists():
         return LedgerSummary()
-    stored = _stored_summary(path)
+    # Without ``cells`` (status, the budget) the report's cells are not parsed: the returned
+    # summary's cells then hold only what lies past the stored prefix. Never saved that way.
+    found = _stored(path, cells=cells or save)
+    stored = found[0] if found is not None else None
     covered = stored.ledger_bytes if stored is not None else -1
     summary = _catch_up(path, stored or LedgerSummary())
     if save and summary.ledger_bytes != covered:
@@ -541,11 +606,12 @@ def refresh_summary(path: Path) -> LedgerSummary:
     return summary
 
 
-def _write_summary(path: Path, summary: LedgerSummary) -> None:
+def _write_summary(path: Path, summary: LedgerSummary, cell_lines: _CellLines | None = None) -> None:
+    """Write the summary; ``cell_lines``: its cells as already-written lines (plus ``summary.cells``)."""
     target = summary_path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(_summary_text(summary))
+        fh.write(_summary_text(summary, cell_lines))
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, target)
@@ -555,7 +621,7 @@ _GROUPS_JSON: TypeAdapter[list[LedgerGroup]] = TypeAdapter(list[LedgerGroup])
 _CELLS_JSON: TypeAdapter[list[ReportCell]] = TypeAdapter(list[ReportCell])
 
 
-def _summary_text(summary: LedgerSummary) -> str:
+def _summary_text(summary: LedgerSummary, cell_lines: _CellLines | None = None) -> str:
     """The summary as JSON with one group or cell per line: a commit's diff stays short.
 
     Each list is dumped by pydantic in one call, then cut into lines where one entry ends and the
@@ -570,26 +636,46 @@ def _summary_text(summary: LedgerSummary) -> str:
         "head_sha256": summary.head_sha256,
         "tail_sha256": summary.tail_sha256,
         "problem_count": summary.problem_count,
+        "cells_compacted": summary.cells_compacted,
     }
     parts = [f"{_encode(name)}: {_encode(value)}" for name, value in head.items()]
     problems = ",\n".join(_encode(p.model_dump(mode="json")) for p in summary.problems)
     groups = _GROUPS_JSON.dump_json(summary.groups).decode("utf-8")[1:-1].replace('},{"', '},\n{"')
     cells = _CELLS_JSON.dump_json(summary.cells).decode("utf-8")[1:-1].replace(']],["', ']],\n["')
+    if cell_lines is not None and cell_lines.count:
+        cells = cell_lines.text + ",\n" + cells if cells else cell_lines.text
     for name, body in (("problems", problems), ("groups", groups), ("cells", cells)):
         parts.append(f"{_encode(name)}: [\n{body}\n]" if body else f"{_encode(name)}: []")
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
+# Between compactions the cells may grow to twice what they were, plus this many lines.
+_CELLS_SLACK = 64
+
+
 def _note_append(path: Path, before: int, torn: bool, totals: _Totals, count: int) -> None:
-    """After an append: add its totals if the summary covered exactly what was there before."""
-    summary = _stored_summary(path)
-    if summary is None and before == 0:
-        summary = LedgerSummary()  # a new ledger: nothing before this append to cover
-    if summary is None or torn or summary.ledger_bytes != before:
+    """After an append: add its totals if the summary covered exactly what was there before.
+
+    The report's cells are not parsed here: the append's own cells are written after the stored
+    ones, as lines (the stored lines are copied as they are; every reader validates them). Once
+    the cells have doubled since the last compaction, they are parsed, merged and sorted again.
+    """
+    stored = _stored(path, cells=False)
+    if stored is None and before == 0:
+        stored = (LedgerSummary(), _CellLines("", 0))  # a new ledger: nothing before this append to cover
+    if stored is None or torn or stored[0].ledger_bytes != before:
         refresh_summary(path)  # rebuild or catch up: reads the new lines from the file
         return
-    totals.merge_into(summary)
+    summary, lines = stored
+    if lines is not None and lines.count + len(totals.cells) > 2 * summary.cells_compacted + _CELLS_SLACK:
+        summary.cells = _CELLS_JSON.validate_json("[" + lines.text + "]") if lines.count else []
+        lines = None
+    if lines is None:
+        totals.merge_into(summary)  # the cells are parsed: merged and compacted
+    else:
+        summary.cells = totals.take_cells()
+        totals.merge_into(summary)  # the groups; the new cells go after the stored lines
     summary.lines += count
     summary.ledger_bytes = path.stat().st_size
     summary.head_sha256, summary.tail_sha256 = _fingerprints(path, summary.ledger_bytes)
-    _write_summary(path, summary)
+    _write_summary(path, summary, lines)

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     layout, config = load(args)
     jobs, bad = read_queue(layout)
-    summary = read_summary(layout.ledger_file)
+    summary = read_summary(layout.ledger_file, cells=False)  # the report's cells are not needed here
     all_totals = summary.totals()
     totals = {k: all_totals[k] for k in ("requests", "cost_usd", "interactive_cost_usd", "savings_usd")}
     pause = read_pause(layout)
