@@ -122,7 +122,8 @@ class _Scale:
     def values(self, cell: ReportCell) -> list[int]:
         """The cell's 11 sums: counts and tokens, the three costs, then the uncached cost."""
         bits = self.bits
-        cost, interactive, savings = (m << (e + bits) for m, e in cell[13:])
+        (m1, e1), (m2, e2), (m3, e3) = cell[13], cell[14], cell[15]
+        cost, interactive, savings = m1 << (e1 + bits), m2 << (e2 + bits), m3 << (e3 + bits)
         both = self.prices[cell[3]]
         if both is None:
             uncached = interactive * _MILLION << (self.price_bits - bits)

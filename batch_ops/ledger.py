@@ -394,6 +394,8 @@ class _Totals:
         self.add_sums(key, values, f["job_id"])
 
     def merge_into(self, summary: LedgerSummary) -> None:
+        if not self.groups and not self.cells:
+            return  # nothing to add (a reader whose summary was current): no index to build
         index = {tuple(getattr(g, k) for k in _GROUP_KEYS): g for g in summary.groups}
         added = False
         for key, sums in self.groups.items():

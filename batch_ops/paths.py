@@ -191,7 +191,9 @@ class OpsPathCheck:
         """The real path of ``stored`` (a string), or PathError if it is not inside ``.backlog-ops/``."""
         # relative_only's rules on the string, as pathlib reads a POSIX path: "/" at the start makes
         # it absolute, empty and "." parts drop out. Anything odd goes to relative_only for the refusal.
-        parts = [p for p in stored.split("/") if p and p != "."]
+        parts = stored.split("/")
+        if "" in parts or "." in parts:
+            parts = [p for p in parts if p and p != "."]
         if not stored or "\x00" in stored or stored.startswith("/") or ".." in parts:
             relative_only(stored)  # raises PathError with the reason
             raise PathError(f"path refused: {stored!r}")  # not reached: relative_only refused it

@@ -225,10 +225,19 @@ def _table(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[str]:
         "ratio",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    made: dict[str, str] = {}  # phase, model and mode names repeat on every row
     for r in rows:
         prompt = r["input_tokens"] + r["cache_creation_input_tokens"] + r["cache_read_input_tokens"]
-        cells = [_key_cell(str(r[k])) for k in keys] + [
-            str(r["requests"]), str(prompt), str(r["output_tokens"]), _pct(r["cache_hit_rate"]), _usd(r["cost_usd"]),
+        keyed = []
+        for k in keys:
+            text = str(r[k])
+            shown = made.get(text)
+            if shown is None:
+                shown = made[text] = _key_cell(text)
+            keyed.append(shown)
+        cells = [
+            *keyed, str(r["requests"]), str(prompt), str(r["output_tokens"]), _pct(r["cache_hit_rate"]),
+            _usd(r["cost_usd"]),
             _usd(r["interactive_cost_usd"]), _usd(r["savings_usd"]), _usd(r["uncached_interactive_cost_usd"]),
             _pct(r["cost_ratio_vs_uncached_interactive"]),
         ]  # fmt: skip
@@ -384,7 +393,7 @@ def _layout(value: Any, out: list[str], newline: str) -> None:
             out.append("{}")
             return
         inner = newline + "  "
-        if all(type(item) in _SCALARS for item in value.values()):
+        if _SCALARS.issuperset(map(type, value.values())):
             text = _flat_encoder(inner)(value)
             out.append("{" + inner + text[1:-1] + newline + "}")
             return
