@@ -133,12 +133,13 @@ class _Scale:
             uncached = (prompt * n_in << (self.price_bits - k_in)) + (cell[9] * n_out << (self.price_bits - k_out))
         return [*cell[6:13], cost, interactive, savings, uncached]
 
-    def row(self, acc: list[int]) -> dict[str, Any]:
-        """``Totals(...).row()`` from exact sums: the same keys in the same order."""
+    def row(self, acc: list[int], row: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``Totals(...).row()`` from exact sums: the same keys in the same order, after ``row``'s."""
         cost = acc[7] / self.denominator  # int / int: correctly rounded
         uncached = acc[10] / self.uncached_denominator
         prompt = acc[2] + acc[4] + acc[5]
-        return {
+        out = {} if row is None else row
+        out.update({
             "requests": acc[0],
             "succeeded": acc[1],
             "input_tokens": acc[2],
@@ -153,10 +154,11 @@ class _Scale:
             "cache_hit_rate": acc[5] / prompt if prompt else None,
             "total_savings_usd": uncached - cost,
             "cost_ratio_vs_uncached_interactive": cost / uncached if uncached else None,
-        }
+        })  # fmt: skip
+        return out
 
     def rows(self, groups: dict[tuple[str, ...], list[int]], names: tuple[str, ...]) -> list[dict[str, Any]]:
-        return [{**dict(zip(names, k, strict=True)), **self.row(acc)} for k, acc in sorted(groups.items())]
+        return [self.row(acc, dict(zip(names, k, strict=True))) for k, acc in sorted(groups.items())]
 
 
 def _into(groups: dict[tuple[str, ...], list[int]], key: tuple[str, ...], values: list[int]) -> None:

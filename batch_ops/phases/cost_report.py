@@ -366,11 +366,21 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 _encode_scalar = json.JSONEncoder(ensure_ascii=False).encode
 
 
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 @functools.cache
 def _flat_encoder(indent: str) -> Callable[[Any], str]:
     # A dict of scalars at this depth, laid out by json's C encoder: only the item separator
-    # carries the newline and indent; the first item's and the closing brace's are added.
-    return json.JSONEncoder(ensure_ascii=False, separators=("," + indent, ": ")).encode
+    # carries the newline and indent; the first item's and the closing brace's are added. The C
+    # encoder is made once per depth (JSONEncoder.encode makes one per call), with json.dumps's
+    # settings: no circular check needed for scalars, NaN allowed, keys unsorted.
+    make = getattr(json.encoder, "c_make_encoder", None)  # the C accelerator (absent: the Python one)
+    if make is None:
+        return json.JSONEncoder(ensure_ascii=False, separators=("," + indent, ": ")).encode
+    encode = make(None, _refuse, json.encoder.encode_basestring, None, ": ", "," + indent, False, False, True)
+    return lambda value: "".join(encode(value, 0))
 
 
 def json_indented(data: Any) -> str:
