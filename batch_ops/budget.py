@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from batch_ops.config import Config, ModelPrice
 from batch_ops.errors import PolicyRefusal
 from batch_ops.estimate import prompt_chars, tokens_for_chars
-from batch_ops.ledger import read_summary
+from batch_ops.ledger import LedgerSummary, read_summary
 from batch_ops.paths import Layout
 from batch_ops.queue import JobRecord
 
@@ -63,9 +63,11 @@ def _month(now: dt.datetime | None) -> str:
     return (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m")
 
 
-def month_spend(layout: Layout, month: str) -> float:
-    # From the ledger's summary (totals by day) rather than a pass over every line.
-    return sum(g.cost_usd for g in read_summary(layout.ledger_file).groups if g.day.startswith(month))
+def month_spend(layout: Layout, month: str, ledger: LedgerSummary | None = None) -> float:
+    # From the ledger's summary (totals by day) rather than a pass over every line; ``ledger`` is
+    # that summary when the caller has read it already.
+    summary = ledger if ledger is not None else read_summary(layout.ledger_file, cells=False)
+    return sum(g.cost_usd for g in summary.groups if g.day.startswith(month))
 
 
 def reserved(jobs: Iterable[JobRecord]) -> float:
@@ -80,13 +82,18 @@ def reserved(jobs: Iterable[JobRecord]) -> float:
 
 
 def state(
-    config: Config, layout: Layout, jobs: Iterable[JobRecord], *, now: dt.datetime | None = None
+    config: Config,
+    layout: Layout,
+    jobs: Iterable[JobRecord],
+    *,
+    now: dt.datetime | None = None,
+    ledger: LedgerSummary | None = None,
 ) -> BudgetState | None:
     budget = config.llm_ops.budget
     if budget is None:
         return None
     month = _month(now)
-    spent = month_spend(layout, month)
+    spent = month_spend(layout, month, ledger)
     held = reserved(jobs)
     ratio = (spent + held) / budget.monthly_usd
     level: BudgetLevel = "ok"

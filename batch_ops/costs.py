@@ -10,14 +10,14 @@ together. ``cache_hit_rate`` is the share of prompt tokens that were read from t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import operator
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from batch_ops.config import Config
 from batch_ops.errors import ConfigError
-from batch_ops.ledger import LedgerLine, LedgerProblem, iter_ledger
+from batch_ops.ledger import LedgerLine, LedgerProblem, LedgerSummary, ReportCell, read_summary
 from batch_ops.paths import Layout
 from batch_ops.queue import JobRecord, read_queue
 
@@ -70,7 +70,9 @@ class CostSummary(BaseModel):
     by_model: list[dict[str, Any]] = Field(default_factory=list)
     by_mode: list[dict[str, Any]] = Field(default_factory=list)
     by_job: list[dict[str, Any]] = Field(default_factory=list)
-    ledger_problems: list[LedgerProblem] = Field(default_factory=list)
+    ledger_problems: list[LedgerProblem] = Field(default_factory=list)  # the first ledger.MAX_PROBLEMS_KEPT
+    # How many there are in all; not in the JSON (its shape stays), only in the rendered report.
+    ledger_problem_count: int = Field(default=0, exclude=True)
 
 
 def uncached_cost(line: LedgerLine, config: Config) -> float:
@@ -83,13 +85,88 @@ def uncached_cost(line: LedgerLine, config: Config) -> float:
     return (prompt * price.input_usd_per_mtok + line.output_tokens * price.output_usd_per_mtok) / 1_000_000
 
 
-def _grouped(
-    lines: Iterable[tuple[LedgerLine, float]], key: Callable[[LedgerLine], tuple[str, ...]], names: tuple[str, ...]
-) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, ...], Totals] = {}
-    for line, uncached in lines:
-        groups.setdefault(key(line), Totals()).add(line, uncached)
-    return [{**dict(zip(names, k, strict=True)), **t.row()} for k, t in sorted(groups.items())]
+_MILLION = 1_000_000
+
+
+def _binary(value: float) -> tuple[int, int]:
+    """(n, k) with value == n / 2**k exactly."""
+    n, d = value.as_integer_ratio()  # d is a power of two
+    return n, d.bit_length() - 1
+
+
+class _Scale:
+    """Whole-number arithmetic for the report's sums, at the finest step any of them needs.
+
+    The summary's cost sums are exact, m * 2**e; here each becomes a whole number of 2**-bits
+    (bits: the finest step among them, some 60 bits for real costs), so sums stay exact and small.
+    The uncached cost, (prompt tokens x input price + output tokens x output price) / 10**6 per
+    cell, is a whole number of 2**-price_bits / 10**6. Each float is rounded once, at the end.
+    """
+
+    def __init__(self, cells: list[ReportCell], config: Config) -> None:
+        exponents = [e for cell in cells for m, e in cell[13:] if m]
+        self.bits = max(0, -min(exponents, default=0))
+        self.prices: dict[str, tuple[tuple[int, int], tuple[int, int]] | None] = {}
+        for alias in {cell[3] for cell in cells}:
+            try:
+                price = config.price(alias)
+            except ConfigError:
+                self.prices[alias] = None  # as uncached_cost: the ledger's own interactive figure
+            else:
+                self.prices[alias] = (_binary(price.input_usd_per_mtok), _binary(price.output_usd_per_mtok))
+        steps = [k for both in self.prices.values() if both for _, k in both]
+        self.price_bits = max([self.bits, *steps])
+        self.denominator = 1 << self.bits
+        self.uncached_denominator = (1 << self.price_bits) * _MILLION
+
+    def values(self, cell: ReportCell) -> list[int]:
+        """The cell's 11 sums: counts and tokens, the three costs, then the uncached cost."""
+        bits = self.bits
+        (m1, e1), (m2, e2), (m3, e3) = cell[13], cell[14], cell[15]
+        cost, interactive, savings = m1 << (e1 + bits), m2 << (e2 + bits), m3 << (e3 + bits)
+        both = self.prices[cell[3]]
+        if both is None:
+            uncached = interactive * _MILLION << (self.price_bits - bits)
+        else:
+            (n_in, k_in), (n_out, k_out) = both
+            prompt = cell[8] + cell[10] + cell[11]
+            uncached = (prompt * n_in << (self.price_bits - k_in)) + (cell[9] * n_out << (self.price_bits - k_out))
+        return [*cell[6:13], cost, interactive, savings, uncached]
+
+    def row(self, acc: list[int], row: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``Totals(...).row()`` from exact sums: the same keys in the same order, after ``row``'s."""
+        cost = acc[7] / self.denominator  # int / int: correctly rounded
+        uncached = acc[10] / self.uncached_denominator
+        prompt = acc[2] + acc[4] + acc[5]
+        out = {} if row is None else row
+        out.update({
+            "requests": acc[0],
+            "succeeded": acc[1],
+            "input_tokens": acc[2],
+            "output_tokens": acc[3],
+            "cache_creation_input_tokens": acc[4],
+            "cache_read_input_tokens": acc[5],
+            "requests_with_cache_read": acc[6],
+            "cost_usd": cost,
+            "interactive_cost_usd": acc[8] / self.denominator,
+            "savings_usd": acc[9] / self.denominator,
+            "uncached_interactive_cost_usd": uncached,
+            "cache_hit_rate": acc[5] / prompt if prompt else None,
+            "total_savings_usd": uncached - cost,
+            "cost_ratio_vs_uncached_interactive": cost / uncached if uncached else None,
+        })  # fmt: skip
+        return out
+
+    def rows(self, groups: dict[tuple[str, ...], list[int]], names: tuple[str, ...]) -> list[dict[str, Any]]:
+        return [self.row(acc, dict(zip(names, k, strict=True))) for k, acc in sorted(groups.items())]
+
+
+def _into(groups: dict[tuple[str, ...], list[int]], key: tuple[str, ...], values: list[int]) -> None:
+    acc = groups.get(key)
+    if acc is None:
+        groups[key] = list(values)
+    else:
+        acc[:] = map(operator.add, acc, values)
 
 
 def summarize(
@@ -98,31 +175,52 @@ def summarize(
     *,
     jobs: list[JobRecord] | None = None,
     exclude_phases: frozenset[str] = frozenset(),
+    ledger: LedgerSummary | None = None,
 ) -> CostSummary:
-    problems: list[LedgerProblem] = []
-    priced = [
-        (line, uncached_cost(line, config))
-        for line in iter_ledger(layout.ledger_file, problems)
-        if line.phase not in exclude_phases
-    ]
-    total = Totals()
-    for line, uncached in priced:
-        total.add(line, uncached)
+    """The report's numbers, from the ledger's summary (``ledger.read_summary``), not its lines.
+
+    The summary keeps one cell per day, job, phase, model and mode; every row here is a sum of
+    cells. Sums are exact and rounded once, so they do not depend on how the lines were grouped.
+    A missing or stale summary is rebuilt by streaming the ledger once (and saved for next time).
+    """
+    if ledger is None:
+        ledger = read_summary(layout.ledger_file, save=True)
+    cells = [cell for cell in ledger.cells if cell[2] not in exclude_phases]
+    scale = _Scale(cells, config)
+    # Cells fold into jobs, and into (day, phase, model, mode), which folds into the rest.
+    by_job_acc: dict[tuple[str, ...], list[int]] = {}
+    middle: dict[tuple[str, ...], list[int]] = {}
+    for cell in cells:
+        day, job_id, phase, alias, model, mode = cell[:6]
+        values = scale.values(cell)
+        _into(by_job_acc, (job_id, phase, alias, mode), values)
+        _into(middle, (day, phase, alias, model, mode), values)
+    total = [0] * 11
+    by_day: dict[tuple[str, ...], list[int]] = {}
+    by_phase: dict[tuple[str, ...], list[int]] = {}
+    by_model: dict[tuple[str, ...], list[int]] = {}
+    by_mode: dict[tuple[str, ...], list[int]] = {}
+    for (day, phase, alias, model, mode), values in middle.items():
+        total[:] = map(operator.add, total, values)
+        _into(by_day, (day,), values)
+        _into(by_phase, (phase,), values)
+        _into(by_model, (alias, model), values)
+        _into(by_mode, (mode,), values)
     if jobs is None:
         jobs, _ = read_queue(layout)
-    by_job = _grouped(
-        priced, lambda x: (x.job_id, x.phase, x.model_alias, x.mode), ("job_id", "phase", "model_alias", "mode")
-    )
+    by_job = scale.rows(by_job_acc, ("job_id", "phase", "model_alias", "mode"))
     known = {j.id: j for j in jobs}
     for row in by_job:
         job = known.get(row["job_id"])
         row["caching"] = job.cache.model_dump() if job is not None and job.cache is not None else None
-    return CostSummary(
-        totals=total.row(),
-        by_day=_grouped(priced, lambda x: (x.timestamp[:10],), ("day",)),
-        by_phase=_grouped(priced, lambda x: (x.phase,), ("phase",)),
-        by_model=_grouped(priced, lambda x: (x.model_alias, x.model), ("model_alias", "model")),
-        by_mode=_grouped(priced, lambda x: (x.mode,), ("mode",)),
+    # Built here from exact sums and known types: constructed, not validated again row by row.
+    return CostSummary.model_construct(
+        totals=scale.row(total),
+        by_day=scale.rows(by_day, ("day",)),
+        by_phase=scale.rows(by_phase, ("phase",)),
+        by_model=scale.rows(by_model, ("model_alias", "model")),
+        by_mode=scale.rows(by_mode, ("mode",)),
         by_job=by_job,
-        ledger_problems=problems,
+        ledger_problems=list(ledger.problems),
+        ledger_problem_count=ledger.problem_count,
     )

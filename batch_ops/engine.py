@@ -1353,7 +1353,7 @@ class Engine:
             counts[status] = counts.get(status, 0) + 1
             out.write(lines.settled(result, metas[cid], status, output, error))
             if cid not in present:
-                ledger.add_prepared(*lines.ledger(result, ticket_id(cid), status, error))
+                ledger.add_prepared(*lines.ledger(result, ticket_id(cid), status, error), job_id=job.id)
 
         rejected: dict[str, int] = {}
 

@@ -12,6 +12,13 @@ both ends of that prefix), every append brings it up to date, and a reader adds 
 its prefix. A summary that does not match the ledger (missing, damaged, or from another history of
 the file) is rebuilt from the ledger. Because coverage is counted in bytes, a crash between an
 append and the summary's update cannot count a line twice: the next reader simply reads it.
+
+The summary also keeps what ``batch-ops report`` prints, so the report need not price and group a
+million lines either: one *cell* per (day, job, phase, model alias, model, mode) with its request,
+success and cache-read counts, token sums and cost sums. Cost sums are kept exactly (in units of
+2**-1074, of which every float is a whole number), so they add up the same whichever way the lines
+were split into appends, and a summary kept current append by append equals one rebuilt from the
+ledger bit for bit. The cells grow with jobs and days, not with lines.
 """
 
 from __future__ import annotations
@@ -22,9 +29,9 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from batch_ops.config import ModelPrice
 
@@ -152,10 +159,15 @@ class LedgerAppend:
         self._totals.add(line)
         self.count += 1
 
-    def add_prepared(self, text: str, key: tuple[str, ...], sums: Sums) -> None:
-        """One line already serialised, with its group key and its sums (tokens, then costs)."""
+    def add_prepared(self, text: str, key: tuple[str, ...], sums: Sums, job_id: str | None = None) -> None:
+        """One line already serialised, with its group key and its sums (tokens, then costs).
+
+        ``job_id`` is the line's (the report's cells are per job); without it, it is read from ``text``.
+        """
         self._fh.write(text)
-        self._totals.add_sums(key, sums)
+        if job_id is None:
+            job_id = str(json.loads(text)["job_id"])
+        self._totals.add_sums(key, sums, job_id)
         self.count += 1
 
     def add_fields(self, fields: dict[str, Any]) -> None:
@@ -250,7 +262,7 @@ def keys_for_batch(path: Path, job_id: str, batch_id: str | None) -> set[str]:
 
 # -- the summary ------------------------------------------------------------------------------
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2  # 2: the report's cells
 MAX_PROBLEMS_KEPT = 200
 _FINGERPRINT_BYTES = 4096
 _GROUP_KEYS = ("day", "workflow", "phase", "model_alias", "model", "mode", "status")
@@ -278,6 +290,41 @@ class LedgerGroup(BaseModel):
     savings_usd: float = 0.0
 
 
+# One cell of the cost report: day, job_id, phase, model_alias, model, mode; then requests,
+# succeeded, input, output, cache-write and cache-read tokens, requests with a cache read; then
+# cost_usd, interactive_cost_usd and savings_usd, each exact as (m, e) meaning m * 2**e.
+# The exponent's bounds are checked while parsing: a hand-edited 10**9 would make a number of a
+# billion bits. (The mantissa is bounded by the file's own length.)
+Exact = tuple[int, Annotated[int, Field(ge=-1074, le=1100)]]
+ReportCell = tuple[str, str, str, str, str, str, int, int, int, int, int, int, int, Exact, Exact, Exact]
+CELL_KEYS = ("day", "job_id", "phase", "model_alias", "model", "mode")
+UNIT_BITS = 1074  # the smallest float is 2**-1074: every float is a whole number of these units
+
+
+def units(value: float) -> int:
+    """``value`` as a whole number of 2**-1074 (exact: every finite float is one)."""
+    n, d = value.as_integer_ratio()  # d is a power of two, at most 2**1074
+    return n << (UNIT_BITS + 1 - d.bit_length())
+
+
+def exact_pair(total: int) -> Exact:
+    """A sum in units, stored short: (m, e) with total * 2**-1074 == m * 2**e."""
+    if total == 0:
+        return (0, 0)
+    zeros = (total & -total).bit_length() - 1
+    return (total >> zeros, zeros - UNIT_BITS)
+
+
+def pair_units(pair: Exact) -> int:
+    m, e = pair
+    return m << (e + UNIT_BITS)
+
+
+def units_float(total: int) -> float:
+    """The float nearest to the exact sum (int / int is correctly rounded)."""
+    return total / (1 << UNIT_BITS)
+
+
 class LedgerSummary(BaseModel):
     version: int = SUMMARY_VERSION
     ledger_bytes: int = 0  # covers the ledger's first ledger_bytes bytes: whole lines only
@@ -287,6 +334,11 @@ class LedgerSummary(BaseModel):
     problem_count: int = 0
     problems: list[LedgerProblem] = Field(default_factory=list)  # the first MAX_PROBLEMS_KEPT
     groups: list[LedgerGroup] = Field(default_factory=list)
+    # Sorted by their six keys when the file was last compacted; an append between compactions
+    # adds its cells at the end, so a key may appear more than once: a cell's figures are the
+    # sums of all its lines (every reader sums cells anyway).
+    cells: list[ReportCell] = Field(default_factory=list)
+    cells_compacted: int = 0  # how many cells there were at the last compaction
 
     def totals(self) -> dict[str, Any]:
         out: dict[str, Any] = {"requests": 0, **dict.fromkeys(_COUNTS, 0), **dict.fromkeys(_COSTS, 0.0)}
@@ -298,37 +350,52 @@ class LedgerSummary(BaseModel):
 
 
 class _Totals:
-    """Running sums by group key, cheap to feed one line at a time."""
+    """Running sums by group key and by report cell, cheap to feed one line at a time."""
 
     def __init__(self) -> None:
         self.groups: dict[tuple[str, ...], list[float]] = {}
+        # cell key -> requests, succeeded, 4 token sums, requests with a cache read, 3 cost sums in units
+        self.cells: dict[tuple[str, ...], list[int]] = {}
 
     def add(self, line: LedgerLine) -> None:
         self.add_fields(line.__dict__)
 
-    def add_sums(self, key: tuple[str, ...], values: Sums) -> None:
+    def add_sums(self, key: tuple[str, ...], values: Sums, job_id: str) -> None:
+        """``key`` is (day, workflow, phase, model_alias, model, mode, status)."""
         sums = self.groups.get(key)
         if sums is None:
             sums = self.groups[key] = [0, 0, 0, 0, 0, 0.0, 0.0, 0.0]
         sums[0] += 1
         for i, value in enumerate(values, start=1):
             sums[i] += value
+        day, _workflow, phase, alias, model, mode, status = key
+        cell_key = (day, job_id, phase, alias, model, mode)
+        cell = self.cells.get(cell_key)
+        if cell is None:
+            cell = self.cells[cell_key] = [0] * 10
+        tokens_in, tokens_out, cache_write, cache_read, cost, interactive, savings = values
+        cell[0] += 1
+        cell[1] += status == "succeeded"
+        cell[2] += tokens_in
+        cell[3] += tokens_out
+        cell[4] += cache_write
+        cell[5] += cache_read
+        cell[6] += cache_read > 0
+        cell[7] += units(cost)
+        cell[8] += units(interactive)
+        cell[9] += units(savings)
 
     def add_fields(self, f: dict[str, Any]) -> None:
         key = (f["timestamp"][:10], f["workflow"], f["phase"], f["model_alias"], f["model"], f["mode"], f["status"])
-        sums = self.groups.get(key)
-        if sums is None:
-            sums = self.groups[key] = [0, 0, 0, 0, 0, 0.0, 0.0, 0.0]
-        sums[0] += 1
-        sums[1] += f["input_tokens"]
-        sums[2] += f["output_tokens"]
-        sums[3] += f["cache_creation_input_tokens"]
-        sums[4] += f["cache_read_input_tokens"]
-        sums[5] += f["cost_usd"]
-        sums[6] += f["interactive_cost_usd"]
-        sums[7] += f["savings_usd"]
+        values = (
+            f["input_tokens"], f["output_tokens"], f["cache_creation_input_tokens"], f["cache_read_input_tokens"],
+            f["cost_usd"], f["interactive_cost_usd"], f["savings_usd"],
+        )  # fmt: skip
+        self.add_sums(key, values, f["job_id"])
 
     def merge_into(self, summary: LedgerSummary) -> None:
+        if not self.groups and not self.cells:
+            return  # nothing to add (a reader whose summary was current): no index to build
         index = {tuple(getattr(g, k) for k in _GROUP_KEYS): g for g in summary.groups}
         added = False
         for key, sums in self.groups.items():
@@ -344,6 +411,40 @@ class _Totals:
         if added:
             summary.groups.sort(key=lambda g: tuple(getattr(g, k) for k in _GROUP_KEYS))
         self.groups.clear()
+        if self.cells:
+            _merge_cells(summary, self.cells)
+            self.cells.clear()
+
+    def take_cells(self) -> list[ReportCell]:
+        """The cells added since the last merge, as cells (the groups stay to be merged)."""
+        cells = [_cell(key, acc) for key, acc in self.cells.items()]
+        self.cells.clear()
+        return cells
+
+
+def _cell(key: tuple[str, ...], acc: list[int]) -> ReportCell:
+    return (
+        key[0], key[1], key[2], key[3], key[4], key[5], acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6],
+        exact_pair(acc[7]), exact_pair(acc[8]), exact_pair(acc[9]),
+    )  # fmt: skip
+
+
+def _cell_sums(cell: ReportCell) -> list[int]:
+    return [*cell[6:13], *(pair_units(p) for p in cell[13:])]
+
+
+def _merge_cells(summary: LedgerSummary, cells: dict[tuple[str, ...], list[int]]) -> None:
+    """Add ``cells`` into the summary's and compact: one cell per key, sorted."""
+    merged: dict[tuple[str, ...], list[int]] = {}
+    for cell in summary.cells:
+        sums = _cell_sums(cell)
+        acc = merged.get(cell[:6])
+        merged[cell[:6]] = sums if acc is None else [a + b for a, b in zip(acc, sums, strict=True)]
+    for key, more in cells.items():
+        acc = merged.get(key)
+        merged[key] = list(more) if acc is None else [a + b for a, b in zip(acc, more, strict=True)]
+    summary.cells = [_cell(key, acc) for key, acc in sorted(merged.items())]
+    summary.cells_compacted = len(summary.cells)
 
 
 def summary_path(ledger: Path) -> Path:
@@ -358,10 +459,57 @@ def _fingerprints(path: Path, size: int) -> tuple[str, str]:
     return hashlib.sha256(head).hexdigest(), hashlib.sha256(tail).hexdigest()
 
 
+_CELLS_MARK = ',\n"cells": ['
+_CELLS_END = "\n]\n}\n"
+
+
+@dataclass(slots=True)
+class _CellLines:
+    """The summary file's cells as written: ``text`` is the lines joined by ",\n"."""
+
+    text: str
+    count: int
+
+
+def _without_cells(text: str) -> tuple[str, _CellLines] | None:
+    """(the summary's JSON without its cells, the cells' lines as written), if laid out as written here.
+
+    ``_summary_text`` writes the cells last, one a line; a raw newline never occurs inside JSON
+    text, so the mark cannot sit inside a string. Any other layout (a hand-edited file) gives
+    None, and the whole file is parsed instead.
+    """
+    at = text.rfind(_CELLS_MARK)
+    if at < 0:
+        return None
+    head = text[:at] + "\n}"
+    start = at + len(_CELLS_MARK)
+    if text.startswith("]\n}", start) and not text[start + 3 :].strip():
+        return head, _CellLines("", 0)
+    if not text.startswith("\n", start) or not text.endswith(_CELLS_END):
+        return None
+    body = text[start + 1 : -len(_CELLS_END)]
+    return head, _CellLines(body, body.count(",\n") + 1)
+
+
 def _stored_summary(path: Path) -> LedgerSummary | None:
     """The summary file if it describes a prefix of this very ledger, else None."""
+    stored = _stored(path, cells=True)
+    return stored[0] if stored is not None else None
+
+
+def _stored(path: Path, *, cells: bool) -> tuple[LedgerSummary, _CellLines | None] | None:
+    """The stored summary if it matches the ledger; with ``cells`` False, its cells left unparsed.
+
+    Unparsed, the cells come back as the file's lines (None when they were parsed after all):
+    status needs none of them, and an append only adds lines after them.
+    """
+    lines: _CellLines | None = None
     try:
-        summary = LedgerSummary.model_validate_json(summary_path(path).read_bytes())
+        text = summary_path(path).read_text(encoding="utf-8")
+        split = None if cells else _without_cells(text)
+        if split is not None:
+            text, lines = split
+        summary = LedgerSummary.model_validate_json(text)
         size = path.stat().st_size
     except (OSError, ValueError):
         return None
@@ -371,7 +519,7 @@ def _stored_summary(path: Path) -> LedgerSummary | None:
         path, summary.ledger_bytes
     ):
         return None
-    return summary
+    return summary, lines
 
 
 def _problem(summary: LedgerSummary, number: int, exc: ValidationError) -> LedgerProblem:
@@ -404,20 +552,40 @@ def _catch_up(path: Path, summary: LedgerSummary) -> LedgerSummary:
     return summary
 
 
-def read_summary(path: Path) -> LedgerSummary:
-    """Totals of the whole ledger as it is now, from the summary plus the lines past it. Reads only.
+def read_summary(path: Path, *, save: bool = False, cells: bool = True) -> LedgerSummary:
+    """Totals of the whole ledger as it is now, from the summary plus the lines past it.
+
+    Reads only, unless ``save``: then a summary that had to be rebuilt or caught up is written
+    back (whole lines only), so the next reader starts from it. Any summary written is one of a
+    prefix of the ledger, so a write racing an append's cannot leave a wrong one.
 
     A last line without its newline (torn by a kill, or being appended right now) is counted if
     it parses and reported if it does not, as ``iter_ledger`` would, but never marked as covered.
+
+    With ``cells`` False the report's cells are left out (status and the budget need none).
     """
     if not path.exists():
         return LedgerSummary()
-    summary = _catch_up(path, _stored_summary(path) or LedgerSummary())
+    # Without ``cells`` (status, the budget) the report's cells are not parsed: the returned
+    # summary's cells then hold only what lies past the stored prefix. Never saved that way.
+    found = _stored(path, cells=cells or save)
+    stored = found[0] if found is not None else None
+    covered = stored.ledger_bytes if stored is not None else -1
+    summary = _catch_up(path, stored or LedgerSummary())
+    if save and summary.ledger_bytes != covered:
+        _write_summary(path, summary)
     with open(path, "rb") as fh:
         fh.seek(summary.ledger_bytes)
         rest = fh.read()
     if rest.strip():
-        partial = summary.model_copy(deep=True)
+        # Copied as deep as the merge below writes: groups are updated in place, cells replaced.
+        partial = summary.model_copy(
+            update={
+                "groups": [g.model_copy() for g in summary.groups],
+                "cells": list(summary.cells),
+                "problems": list(summary.problems),
+            }
+        )
         number = summary.lines + 1
         try:
             totals = _Totals()
@@ -440,26 +608,76 @@ def refresh_summary(path: Path) -> LedgerSummary:
     return summary
 
 
-def _write_summary(path: Path, summary: LedgerSummary) -> None:
+def _write_summary(path: Path, summary: LedgerSummary, cell_lines: _CellLines | None = None) -> None:
+    """Write the summary; ``cell_lines``: its cells as already-written lines (plus ``summary.cells``)."""
     target = summary_path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(summary.model_dump_json(indent=1) + "\n")
+        fh.write(_summary_text(summary, cell_lines))
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, target)
 
 
+_GROUPS_JSON: TypeAdapter[list[LedgerGroup]] = TypeAdapter(list[LedgerGroup])
+_CELLS_JSON: TypeAdapter[list[ReportCell]] = TypeAdapter(list[ReportCell])
+
+
+def _summary_text(summary: LedgerSummary, cell_lines: _CellLines | None = None) -> str:
+    """The summary as JSON with one group or cell per line: a commit's diff stays short.
+
+    Each list is dumped by pydantic in one call, then cut into lines where one entry ends and the
+    next begins: '},{"' between groups (flat objects), ']],["' between cells (each ends with an
+    exact pair and starts with a string). Inside a JSON string a quote is always escaped, so
+    neither sequence can occur there: the cuts fall only between entries.
+    """
+    head = {
+        "version": summary.version,
+        "ledger_bytes": summary.ledger_bytes,
+        "lines": summary.lines,
+        "head_sha256": summary.head_sha256,
+        "tail_sha256": summary.tail_sha256,
+        "problem_count": summary.problem_count,
+        "cells_compacted": summary.cells_compacted,
+    }
+    parts = [f"{_encode(name)}: {_encode(value)}" for name, value in head.items()]
+    problems = ",\n".join(_encode(p.model_dump(mode="json")) for p in summary.problems)
+    groups = _GROUPS_JSON.dump_json(summary.groups).decode("utf-8")[1:-1].replace('},{"', '},\n{"')
+    cells = _CELLS_JSON.dump_json(summary.cells).decode("utf-8")[1:-1].replace(']],["', ']],\n["')
+    if cell_lines is not None and cell_lines.count:
+        cells = cell_lines.text + ",\n" + cells if cells else cell_lines.text
+    for name, body in (("problems", problems), ("groups", groups), ("cells", cells)):
+        parts.append(f"{_encode(name)}: [\n{body}\n]" if body else f"{_encode(name)}: []")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+# Between compactions the cells may grow to twice what they were, plus this many lines.
+_CELLS_SLACK = 64
+
+
 def _note_append(path: Path, before: int, torn: bool, totals: _Totals, count: int) -> None:
-    """After an append: add its totals if the summary covered exactly what was there before."""
-    summary = _stored_summary(path)
-    if summary is None and before == 0:
-        summary = LedgerSummary()  # a new ledger: nothing before this append to cover
-    if summary is None or torn or summary.ledger_bytes != before:
+    """After an append: add its totals if the summary covered exactly what was there before.
+
+    The report's cells are not parsed here: the append's own cells are written after the stored
+    ones, as lines (the stored lines are copied as they are; every reader validates them). Once
+    the cells have doubled since the last compaction, they are parsed, merged and sorted again.
+    """
+    stored = _stored(path, cells=False)
+    if stored is None and before == 0:
+        stored = (LedgerSummary(), _CellLines("", 0))  # a new ledger: nothing before this append to cover
+    if stored is None or torn or stored[0].ledger_bytes != before:
         refresh_summary(path)  # rebuild or catch up: reads the new lines from the file
         return
-    totals.merge_into(summary)
+    summary, lines = stored
+    if lines is not None and lines.count + len(totals.cells) > 2 * summary.cells_compacted + _CELLS_SLACK:
+        summary.cells = _CELLS_JSON.validate_json("[" + lines.text + "]") if lines.count else []
+        lines = None
+    if lines is None:
+        totals.merge_into(summary)  # the cells are parsed: merged and compacted
+    else:
+        summary.cells = totals.take_cells()
+        totals.merge_into(summary)  # the groups; the new cells go after the stored lines
     summary.lines += count
     summary.ledger_bytes = path.stat().st_size
     summary.head_sha256, summary.tail_sha256 = _fingerprints(path, summary.ledger_bytes)
-    _write_summary(path, summary)
+    _write_summary(path, summary, lines)

@@ -9,6 +9,7 @@ copied to the quarantine file before the queue is rewritten without it: reported
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
 import fcntl
 import json
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from batch_ops.caching import CacheDecision
 from batch_ops.errors import PathError, StateError
-from batch_ops.paths import Layout
+from batch_ops.paths import Layout, OpsPathCheck
 
 JobStatus = Literal["queued", "submitted", "running", "completed", "failed"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed"})
@@ -188,19 +189,49 @@ class atomic_writer:
         _fsync_dir(self.path.parent)
 
 
-def _outside_paths(job: JobRecord, layout: Layout) -> str | None:
+def _outside_paths(job: JobRecord, check: OpsPathCheck) -> str | None:
     """Why a record's stored paths may not be followed, or None: each must stay inside ``.backlog-ops/``."""
     for name in ("payload_path", "result_path", "report_path"):
         stored = getattr(job, name)
         if stored is None:
             continue
         try:
-            full = layout.resolve_ops_path(stored)
+            full = check.resolve(stored)
         except PathError as exc:
             return f"{name}: {exc}"
-        if full == layout.ops_dir.resolve():
+        if full == check.ops_real:
             return f"{name}: {stored!r} is the .backlog-ops directory itself, not a file in it"
     return None
+
+
+def _parse_record(number: int, line: str) -> JobRecord | QuarantinedLine:
+    """One queue line as a record, or the reason it is bad."""
+    # The common case in one step: pydantic's JSON parser validates while it parses, with no dict
+    # in between (a queue of 10,000 jobs is read on every command). It refuses whatever json.loads
+    # refuses and more (lone surrogates, nesting past 200), so any failure takes the full path
+    # below, which decides exactly as before and gives the same reasons.
+    try:
+        fast = JobRecord.model_validate_json(line)
+    except ValueError:
+        pass
+    else:
+        if "\\u" not in line:
+            return fast  # no escape, so no lone surrogate (the text came from UTF-8)
+    try:
+        data: Any = json.loads(line)
+        # A lone surrogate ("\ud800") parses but could never be written back as UTF-8.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return JobRecord.model_validate(data)
+    except json.JSONDecodeError as exc:
+        return QuarantinedLine(line_number=number, reason=f"not JSON: {exc.msg} at column {exc.colno}", text=line)
+    except RecursionError:
+        return QuarantinedLine(line_number=number, reason="not JSON: nested too deeply", text=line)
+    except UnicodeEncodeError:
+        return QuarantinedLine(line_number=number, reason="invalid Unicode (a lone surrogate escape)", text=line)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(record)"
+        return QuarantinedLine(line_number=number, reason=f"invalid job record: {where}: {first['msg']}", text=line)
 
 
 def parse_queue_text(
@@ -210,45 +241,22 @@ def parse_queue_text(
     jobs: list[JobRecord] = []
     bad: list[QuarantinedLine] = []
     seen: set[str] = set()
+    check = layout.ops_paths() if layout is not None else None
     # Records are separated by "\n" only: str.splitlines() would also cut at U+2028, U+0085 and
     # other separators, which JSON strings (an error message, model text) may carry unescaped.
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.removesuffix("\r")
         if not line.strip():
             continue
-        try:
-            data: Any = json.loads(line)
-            # A lone surrogate ("\ud800") parses but could never be written back as UTF-8.
-            json.dumps(data, ensure_ascii=False).encode("utf-8")
-            job = JobRecord.model_validate(data)
-        except json.JSONDecodeError as exc:
-            bad.append(
-                QuarantinedLine(
-                    line_number=number, reason=f"not JSON: {exc.msg} at column {exc.colno}", text=line
-                )
-            )
+        job_or_bad = _parse_record(number, line)
+        if isinstance(job_or_bad, QuarantinedLine):
+            bad.append(job_or_bad)
             continue
-        except RecursionError:
-            bad.append(QuarantinedLine(line_number=number, reason="not JSON: nested too deeply", text=line))
-            continue
-        except UnicodeEncodeError:
-            bad.append(
-                QuarantinedLine(line_number=number, reason="invalid Unicode (a lone surrogate escape)", text=line)
-            )
-            continue
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(record)"
-            bad.append(
-                QuarantinedLine(
-                    line_number=number, reason=f"invalid job record: {where}: {first['msg']}", text=line
-                )
-            )
-            continue
+        job = job_or_bad
         if job.id in seen:
             bad.append(QuarantinedLine(line_number=number, reason=f"duplicate job id {job.id}", text=line))
             continue
-        outside = _outside_paths(job, layout) if layout is not None else None
+        outside = _outside_paths(job, check) if check is not None else None
         if outside is not None:
             bad.append(QuarantinedLine(line_number=number, reason=f"path refused: {outside}", text=line))
             continue
@@ -300,6 +308,20 @@ class Queue:
         atomic_write_text(self.layout.queue_file, text)
 
 
+# The queue this process holds under the lock, while it does: a reader inside the same run (a
+# phase's apply looking up earlier results) takes its jobs from memory instead of parsing the
+# 10,000-job file the engine has just written.
+_LOCKED: contextvars.ContextVar[Queue | None] = contextvars.ContextVar("batch_ops_locked_queue", default=None)
+
+
+def locked_jobs(layout: Layout) -> list[JobRecord] | None:
+    """The jobs of ``layout``'s queue if this process holds it locked (as changed in memory), else None."""
+    queue = _LOCKED.get()
+    if queue is None or queue.layout.queue_file != layout.queue_file:
+        return None
+    return queue.jobs
+
+
 class QueueStore:
     """The one way to change the queue: ``with store.locked() as queue: ...; queue.save()``."""
 
@@ -323,7 +345,11 @@ class QueueStore:
                         where = self.layout.rel_or_abs(self.layout.queue_quarantine)
                         for b in bad:
                             self.warn(f"batch-queue.jsonl line {b.line_number}: {b.reason}; moved to {where}")
-                yield queue
+                token = _LOCKED.set(queue)
+                try:
+                    yield queue
+                finally:
+                    _LOCKED.reset(token)
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 

@@ -6,6 +6,7 @@ import argparse
 
 from batch_ops.commands._common import add_json_arg, add_repo_arg, emit_json, load, warn
 from batch_ops.phases.cost_report import latest_analysis, report_data, write_cost_report
+from batch_ops.queue import read_queue
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,11 +22,15 @@ def _usd(value: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     layout, config = load(args)
-    analysis = latest_analysis(layout)
-    path = write_cost_report(layout, config, analysis)
-    summary, state = report_data(layout, config)
+    jobs, _ = read_queue(layout)  # once: the analysis, the caching decisions and the budget share it
+    analysis = latest_analysis(layout, jobs)
+    summary, state = report_data(layout, config, jobs)
+    path = write_cost_report(layout, config, analysis, (summary, state))
     for prob in summary.ledger_problems:
         warn(f"usage-ledger.jsonl line {prob.line_number}: {prob.reason}")
+    unlisted = summary.ledger_problem_count - len(summary.ledger_problems)
+    if unlisted > 0:
+        warn(f"usage-ledger.jsonl: {unlisted} more unparseable line(s) not listed")
     if args.json:
         emit_json(
             {

@@ -13,7 +13,7 @@ from batch_ops import budget
 from batch_ops.commands._common import add_json_arg, add_repo_arg, emit_json, load, say, warn
 from batch_ops.config import Config
 from batch_ops.engine import read_pause
-from batch_ops.ledger import read_summary
+from batch_ops.ledger import LedgerSummary, read_summary
 from batch_ops.paths import Layout
 from batch_ops.queue import JobRecord, read_queue
 
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     layout, config = load(args)
     jobs, bad = read_queue(layout)
-    summary = read_summary(layout.ledger_file)
+    summary = read_summary(layout.ledger_file, cells=False)  # the report's cells are not needed here
     all_totals = summary.totals()
     totals = {k: all_totals[k] for k in ("requests", "cost_usd", "interactive_cost_usd", "savings_usd")}
     pause = read_pause(layout)
@@ -62,12 +62,12 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         "ledger": totals,
         "ledger_problems": [p.model_dump() for p in summary.problems],
         "ledger_problem_count": summary.problem_count,
-        "budget": _budget(config, layout, jobs),
+        "budget": _budget(config, layout, jobs, summary),
     }
 
 
-def _budget(config: Config, layout: Layout, jobs: list[JobRecord]) -> dict[str, Any] | None:
-    current = budget.state(config, layout, jobs)
+def _budget(config: Config, layout: Layout, jobs: list[JobRecord], ledger: LedgerSummary) -> dict[str, Any] | None:
+    current = budget.state(config, layout, jobs, ledger=ledger)
     return current.model_dump() | {"line": current.line()} if current is not None else None
 
 

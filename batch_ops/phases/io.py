@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from batch_ops.paths import Layout, safe_file_name
 from batch_ops.phases.base import SettledResult, read_settled
-from batch_ops.queue import atomic_write_text
+from batch_ops.queue import atomic_write_text, locked_jobs
 
 
 def iter_settled(path: Path) -> Iterator[SettledResult]:
@@ -91,7 +91,11 @@ def _job_fields(layout: Layout) -> list[_JobFields]:
 
     Runs inside every apply, right after the engine saved the queue (10,000 jobs: a full parse
     took half a second); a line that does not parse is left to the queue's own reader to report.
+    Inside the engine's run the queue is in memory, locked: it is taken from there.
     """
+    held = locked_jobs(layout)
+    if held is not None:
+        return [_JobFields(j.id, j.phase, j.status, j.result_path, j.updated_at) for j in held]
     try:
         text = layout.queue_file.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
@@ -111,10 +115,15 @@ def _job_fields(layout: Layout) -> list[_JobFields]:
     return out
 
 
-def write_report(layout: Layout, name: str, markdown: str, data: Any) -> str:
-    """Write ``reports/{name}.md`` and its JSON twin atomically; returns the Markdown's repo path."""
+def write_report(layout: Layout, name: str, markdown: str, data: Any, *, json_text: str | None = None) -> str:
+    """Write ``reports/{name}.md`` and its JSON twin atomically; returns the Markdown's repo path.
+
+    ``json_text``: the twin already encoded (as ``json.dumps(data, indent=2, ensure_ascii=False)``).
+    """
     md_path = layout.own_path(layout.reports_dir / f"{safe_file_name(name)}.md")
     json_path = layout.own_path(layout.reports_dir / f"{safe_file_name(name)}.json")
     atomic_write_text(md_path, markdown.rstrip() + "\n")
-    atomic_write_text(json_path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    if json_text is None:
+        json_text = json.dumps(data, indent=2, ensure_ascii=False)
+    atomic_write_text(json_path, json_text + "\n")
     return layout.rel(md_path)

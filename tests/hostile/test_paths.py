@@ -52,6 +52,31 @@ def test_resolve_ops_path_is_inside_or_refused(stored: str) -> None:
         assert full == ops or ops in full.parents
 
 
+@given(st.lists(path_text, min_size=1, max_size=4))
+def test_the_queue_reads_path_check_agrees_with_resolve_ops_path(stored: list[str]) -> None:
+    """The cached check a queue read uses refuses and accepts exactly what ``resolve_ops_path`` does."""
+    with tempfile.TemporaryDirectory() as tmp:
+        layout = Layout(Path(tmp))
+        (layout.ops_dir / "payloads").mkdir(parents=True)
+        outside = Path(tmp).parent / f"{Path(tmp).name}-outside"
+        os.symlink(outside, layout.ops_dir / "link-out")
+        os.symlink(outside / "file.jsonl", layout.ops_dir / "payloads" / "leaf-out.jsonl")
+        os.symlink(layout.ops_dir / "payloads", layout.ops_dir / "link-in")
+        os.symlink("loop", layout.ops_dir / "loop")
+        check = layout.ops_paths()
+        for text in [*stored, *stored]:  # twice: the second time from the cache
+            for candidate in (text, f".backlog-ops/{text}", f".backlog-ops/payloads/{text}"):
+                try:
+                    expected: str | None = str(layout.resolve_ops_path(candidate))
+                except (PathError, RuntimeError):
+                    expected = None
+                try:
+                    got: str | None = check.resolve(candidate)
+                except PathError:
+                    got = None
+                assert got == expected, candidate
+
+
 @given(st.text(max_size=200), st.integers(min_value=1, max_value=120))
 def test_safe_file_name_is_one_plain_name(text: str, limit: int) -> None:
     name = safe_file_name(text, limit=limit)
