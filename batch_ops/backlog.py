@@ -167,7 +167,10 @@ class Ticket(BaseModel):
 
     def verification_commands(self) -> list[str]:
         body = self.section("Test Strategy") or ""
-        match = _VERIFY_HEADING.search(body)
+        # The heading starts with "###": the case-insensitive search (no literal prefix for the
+        # regex engine to jump by) starts at the first one, not at the top of the section.
+        first = body.find("###")
+        match = _VERIFY_HEADING.search(body, first) if first != -1 else None
         if not match:
             return []
         rest = body[match.end() :]
@@ -270,7 +273,7 @@ def _split_sections(text: str, body_start: int) -> tuple[Section, ...]:
 
 def parse_ticket(raw: bytes, rel_path: str, state_dir: str = "pending") -> Ticket:
     """Parse one ticket's bytes; raise TicketError(path, reason) if it cannot be used."""
-    if not raw.strip():
+    if not raw or raw.isspace():  # what ``not raw.strip()`` says, without copying the file
         raise TicketError(rel_path, "empty file")
     if len(raw) > MAX_TICKET_BYTES:
         raise TicketError(rel_path, f"file too large ({len(raw)} bytes, limit {MAX_TICKET_BYTES})")
