@@ -40,7 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import mul
 
-from batch_ops.backlog import Ticket
+from batch_ops.backlog import Ticket, gc_paused
 
 _WORD = re.compile(r"[a-z0-9]+")
 _AC_PREFIX = re.compile(r"^\s*[-*]\s*\[[ xX]\]\s*(?:AC-\d+[a-z]?\s*:)?\s*", re.MULTILINE)
@@ -215,7 +215,14 @@ def candidate_pairs(docs: Iterable[tuple[str, str]], params: Params | None = Non
 
 
 def candidate_pairs_tokens(docs: Iterable[tuple[str, list[str]]], params: Params | None = None) -> list[Candidate]:
-    params = params or Params()
+    """``candidate_pairs`` over tokenised ``docs`` (id, tokens)."""
+    # The index holds a dict per ticket and a list per key, all alive until the end and none in
+    # a reference cycle: the collector's passes over them would be pure cost.
+    with gc_paused():
+        return _candidate_pairs(docs, params or Params())
+
+
+def _candidate_pairs(docs: Iterable[tuple[str, list[str]]], params: Params) -> list[Candidate]:
     if params.per_ticket < 1:
         return []
     index = _build_tokens(docs, params)
