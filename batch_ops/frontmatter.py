@@ -14,7 +14,7 @@ import datetime as dt
 import re
 from typing import Any
 
-_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: (.*))?")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 # Plain scalars that resolve to a string: start with a letter, no YAML indicator characters.
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_./()@+-]*(?: [A-Za-z0-9_./()@+-]+)*")
 _ITEM = re.compile(r"[A-Za-z][A-Za-z0-9_./()@+-]*")
@@ -51,41 +51,76 @@ def _scalar(text: str, item: bool = False, json_safe: bool = False) -> tuple[boo
     return False, None
 
 
+# Most front-matter lines repeat across a backlog ("status: pending", "blockers: []", dates, tags,
+# sizes): the parse of a line is remembered, so such a line costs one dict lookup. Only immutable
+# results are kept (a flow list as a tuple, copied out as a new list each time); bounded, so a
+# backlog of unique lines cannot grow the caches without end.
+_CACHE_LIMIT = 50_000
+_KEY_OK: dict[str, bool] = {}
+# Per json_safe: line -> (key, value), or None for a line the fast path declines.
+_LINES: tuple[dict[str, tuple[str, Any] | None], dict[str, tuple[str, Any] | None]] = ({}, {})
+_MISS = ("", None)  # a sentinel no line maps to (a key is never empty)
+
+
+def _key_ok(key: str) -> bool:
+    ok = _KEY_OK.get(key)
+    if ok is None:
+        ok = _KEY.fullmatch(key) is not None and key not in _SPECIAL and not (len(key) == 1 and key in "yYnN")
+        if len(_KEY_OK) < _CACHE_LIMIT:
+            _KEY_OK[key] = ok
+    return ok
+
+
+def _value(value: str, json_safe: bool) -> tuple[bool, Any]:
+    """(accepted, value) of a non-empty value after ``key: ``; a flow list comes back as a tuple."""
+    if value != value.strip():
+        return False, None
+    if value.startswith("[") and value.endswith("]"):
+        inner = value[1:-1]
+        if not inner:
+            return True, ()
+        items: list[Any] = []
+        for part in inner.split(", "):
+            ok, item = _scalar(part, item=True, json_safe=json_safe)
+            if not ok:
+                return False, None
+            items.append(item)
+        return True, tuple(items)
+    return _scalar(value, json_safe=json_safe)
+
+
+def _line(line: str, json_safe: bool) -> tuple[str, Any] | None:
+    """(key, value) of one non-empty line, or None if the fast path declines it."""
+    # A line is ``key:`` then nothing or a space and the value; a key has no colon, so the first
+    # one ends it.
+    key, colon, rest = line.partition(":")
+    if not colon or not _key_ok(key):
+        return None
+    if not rest or rest == " ":
+        return key, None
+    if rest[0] != " ":
+        return None
+    ok, parsed = _value(rest[1:], json_safe)
+    return (key, parsed) if ok else None
+
+
 def parse_simple(yaml_text: str, *, json_safe: bool = False) -> dict[str, Any] | None:
     """The mapping ``yaml.safe_load(yaml_text)`` would return, or None if the text is not simple.
 
     With ``json_safe`` dates come back as ISO strings, as ``backlog._json_safe`` would make them.
     """
     out: dict[str, Any] = {}
+    cache = _LINES[json_safe]
     for line in yaml_text.split("\n"):
         if not line:
             continue
-        match = _LINE.fullmatch(line)
-        if match is None:
+        hit = cache.get(line, _MISS)
+        if hit is _MISS:
+            hit = _line(line, json_safe)
+            if len(cache) < _CACHE_LIMIT:
+                cache[line] = hit
+        if hit is None:
             return None
-        key, value = match.group(1), match.group(2)
-        if key in _SPECIAL or (len(key) == 1 and key in "yYnN"):
-            return None
-        if value is None or value == "":
-            out[key] = None
-            continue
-        if value != value.strip():
-            return None
-        if value.startswith("[") and value.endswith("]"):
-            inner = value[1:-1]
-            if not inner:
-                out[key] = []
-                continue
-            items: list[Any] = []
-            for part in inner.split(", "):
-                ok, item = _scalar(part, item=True, json_safe=json_safe)
-                if not ok:
-                    return None
-                items.append(item)
-            out[key] = items
-            continue
-        ok, scalar = _scalar(value, json_safe=json_safe)
-        if not ok:
-            return None
-        out[key] = scalar
+        key, parsed = hit
+        out[key] = list(parsed) if type(parsed) is tuple else parsed
     return out

@@ -1,9 +1,12 @@
-"""Zero-token duplicate candidates: sparse TF-IDF over title, description and acceptance criteria.
+"""Zero-token duplicate candidates: sparse TF-IDF over the sections a duplicate shares.
 
-Never all pairs. Each ticket is reduced to a signature, its ``signature_terms`` heaviest terms
-that some other ticket shares, and the signature to keys: every pair of its terms. Tickets that
-share a key share two heavy terms, which is far more specific than one shared word, so key
-posting lists stay short. Per ticket, an inverted index over keys counts (in C, with
+Text: the title, Context, Description, Affected Files and acceptance criteria (what the model
+judging a pair sees). Never all pairs. Each ticket is reduced to a signature, its
+``signature_terms`` heaviest terms that some other ticket shares, and the signature to keys: every
+pair of its terms. Tickets that share a key share two heavy terms, which is far more specific than
+one shared word, so key posting lists stay short. Per ticket, the pairs of its ``query_terms``
+heaviest terms are looked up (a few more than it is indexed under, so a reworded twin whose own
+top terms came out in another order is still met), an inverted index over keys counts (in C, with
 ``Counter.update``) how many keys each other ticket shares; the ``pool`` best of those are
 re-scored by the dot product of their TF-IDF vectors (L2-normalised, truncated to
 ``vector_terms``), and the ticket keeps its ``per_ticket`` best above ``min_score``. The pair list
@@ -13,13 +16,16 @@ also looks through its single terms (this is what small backlogs rely on).
 The work per ticket is bounded, so the whole stays near linear: a key or term whose posting list
 is longer than ``max_postings`` is too common to tell tickets apart at this scale and is skipped.
 
-Text: lower-cased words and numbers, English stop words and ticket boilerplate out, a light
-suffix stemmer so that "invoices" meets "invoice". Term weights are raw term frequency times a
-smoothed IDF: a reworded duplicate keeps talking about the same things (the same nouns, numbers and
-names, repeated) while its sentences change, so repetition is signal here. On the labelled sets of
-``bench/duplicates_recall.py``, raw tf beat the sublinear ``1 + log tf`` variant clearly, pair keys
-beat single-term counting in both recall and time, and counting the title twice hurt (reworded
-duplicates get a different title).
+Lower-cased words and numbers, English stop words and ticket boilerplate out, a light suffix
+stemmer so that "invoices" meets "invoice". Term weights are sqrt(term frequency) times a smoothed
+IDF. A reworded duplicate keeps talking about the same things (the same nouns, numbers, names and
+files), so repetition is signal, but with raw tf a ticket's subject, repeated ten times, outweighs
+everything else: in a large backlog hundreds of tickets share a subject, and the twin that also
+shares the customer, the numbers and the details lost to them. On the labelled sets of
+``bench/duplicates_recall.py`` (see its .md), sqrt(tf) with Context and Affected Files beat raw
+tf and 1 + log tf, and the exact cosine of a planted pair is then usually, not always, the
+highest its tickets have (at 100,000 tickets the generator's repeated topics make near-identical
+tickets that are not labelled as pairs).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import mul
 
-from batch_ops.backlog import Ticket
+from batch_ops.backlog import Ticket, gc_paused
 
 _WORD = re.compile(r"[a-z0-9]+")
 _AC_PREFIX = re.compile(r"^\s*[-*]\s*\[[ xX]\]\s*(?:AC-\d+[a-z]?\s*:)?\s*", re.MULTILINE)
@@ -70,9 +76,10 @@ class Candidate:
 class Params:
     per_ticket: int = 5
     min_score: float = 0.0
-    signature_terms: int = 6
+    signature_terms: int = 7
+    query_terms: int = 9  # a ticket looks up the pairs of this many of its terms (see ``_hits``)
     vector_terms: int = 24
-    pool: int = 30
+    pool: int = 45
     max_postings: int = 0  # 0: chosen from the corpus size (see ``_postings_cap``)
 
 
@@ -105,9 +112,13 @@ def tokens(text: str) -> list[str]:
 
 
 def ticket_text(ticket: Ticket) -> str:
-    """Title, Description and the acceptance criteria without their ``- [ ] AC-n:`` prefixes."""
+    """Title, Context, Description, Affected Files and the acceptance criteria (without their
+    ``- [ ] AC-n:`` prefixes): the sections the model judging a pair is shown."""
     criteria = "\n".join(_AC_PREFIX.sub("", line) for line in ticket.acceptance_criteria())
-    return f"{ticket.title}\n{ticket.section('Description') or ''}\n{criteria}"
+    return (
+        f"{ticket.title}\n{ticket.section('Context') or ''}\n{ticket.section('Description') or ''}\n"
+        f"{ticket.section('Affected Files') or ''}\n{criteria}"
+    )
 
 
 @dataclass
@@ -116,6 +127,7 @@ class _Index:
     vocab: list[str] = field(default_factory=list)
     vectors: list[dict[int, int]] = field(default_factory=list)  # weights scaled to 1.._SCALE
     signatures: list[list[int]] = field(default_factory=list)
+    queries: list[list[int]] = field(default_factory=list)
     pair_postings: dict[int, list[int]] = field(default_factory=dict)
     term_postings: dict[int, list[int]] = field(default_factory=dict)
 
@@ -134,6 +146,10 @@ def _pair_keys(sig: list[int], width: int) -> list[int]:
 
 
 def _build(docs: Iterable[tuple[str, str]], params: Params) -> _Index:
+    return _build_tokens(((doc_id, tokens(text)) for doc_id, text in docs), params)
+
+
+def _build_tokens(docs: Iterable[tuple[str, list[str]]], params: Params) -> _Index:
     """Two passes that hold no text: term ids per ticket (compact arrays) and document frequencies
     first, then each ticket's truncated vector. Weights are kept as integers 0..255 (CPython shares
     those objects), since only the ranking of dot products matters."""
@@ -141,9 +157,9 @@ def _build(docs: Iterable[tuple[str, str]], params: Params) -> _Index:
     term_id: dict[str, int] = {}
     sequences: list[array[int] | None] = []
     df: Counter[int] = Counter()
-    for doc_id, text in docs:
+    for doc_id, toks in docs:
         index.ids.append(doc_id)
-        seq = array("I", [term_id.setdefault(tok, len(term_id)) for tok in tokens(text)])
+        seq = array("I", [term_id.setdefault(tok, len(term_id)) for tok in toks])
         sequences.append(seq)
         df.update(set(seq))
     index.vocab = list(term_id)
@@ -152,11 +168,15 @@ def _build(docs: Iterable[tuple[str, str]], params: Params) -> _Index:
     for i in range(n):
         held, sequences[i] = sequences[i], None  # freed as we go: the vectors replace them
         tf = Counter(held or ())
-        weights = {t: c * idf[t] for t, c in tf.items()}
+        # sqrt(tf): repetition still counts, but a ticket's subject (its noun, said ten times)
+        # no longer outweighs everything else it says (see the module docstring).
+        weights = {t: math.sqrt(c) * idf[t] for t, c in tf.items()}
         top = heapq.nlargest(params.vector_terms, weights.items(), key=_weight)
         norm = math.sqrt(sum(w * w for _, w in top)) or 1.0
         index.vectors.append({t: max(1, round(_SCALE * w / norm)) for t, w in top})
-        index.signatures.append([t for t, _ in top if df[t] > 1][: params.signature_terms])
+        shared = [t for t, _ in top if df[t] > 1]
+        index.signatures.append(shared[: params.signature_terms])
+        index.queries.append(shared[: max(params.query_terms, params.signature_terms)])
     width = len(index.vocab) + 1
     for doc, sig in enumerate(index.signatures):
         for key in _pair_keys(sig, width):
@@ -174,9 +194,10 @@ def _hits(index: _Index, doc: int, cap: int, pool: int) -> Counter[int]:
     hits: Counter[int] = Counter()
     width = len(index.vocab) + 1
     sig = index.signatures[doc]
-    for key in _pair_keys(sig, width):
-        posting = index.pair_postings[key]
-        if 1 < len(posting) <= cap:
+    get = index.pair_postings.get
+    for key in _pair_keys(index.queries[doc], width):
+        posting = get(key)
+        if posting is not None and 1 < len(posting) <= cap:
             hits.update(posting)
     hits.pop(doc, None)
     if len(hits) < pool:
@@ -190,10 +211,21 @@ def _hits(index: _Index, doc: int, cap: int, pool: int) -> Counter[int]:
 
 def candidate_pairs(docs: Iterable[tuple[str, str]], params: Params | None = None) -> list[Candidate]:
     """Candidate duplicate pairs among ``docs`` (id, text), best first; each pair once. ``docs`` is read once."""
-    params = params or Params()
+    return candidate_pairs_tokens(((doc_id, tokens(text)) for doc_id, text in docs), params)
+
+
+def candidate_pairs_tokens(docs: Iterable[tuple[str, list[str]]], params: Params | None = None) -> list[Candidate]:
+    """``candidate_pairs`` over tokenised ``docs`` (id, tokens)."""
+    # The index holds a dict per ticket and a list per key, all alive until the end and none in
+    # a reference cycle: the collector's passes over them would be pure cost.
+    with gc_paused():
+        return _candidate_pairs(docs, params or Params())
+
+
+def _candidate_pairs(docs: Iterable[tuple[str, list[str]]], params: Params) -> list[Candidate]:
     if params.per_ticket < 1:
         return []
-    index = _build(docs, params)
+    index = _build_tokens(docs, params)
     if len(index.ids) < 2:
         return []
     cap = params.max_postings or _postings_cap(len(index.ids))

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from batch_ops.backlog import Ticket
+from batch_ops.backlog import Ticket, gc_paused
 from batch_ops.checks import Finding, is_complete, validate_ticket
 from batch_ops.config import TicketValidation
 
@@ -57,9 +57,26 @@ class TriageResult(BaseModel):
 
 
 def _risk_words(ticket: Ticket) -> list[str]:
-    texts = [ticket.title] + [ticket.section(name) or "" for name in _TEXT_SECTIONS]
-    words = {tok for text in texts for tok in _TOKEN_RE.findall(text.lower()) if tok in _RISK_SET}
-    return sorted(words)
+    # A line break joins the parts: no token spans two of them.
+    return risk_tokens("\n".join([ticket.title] + [ticket.section(name) or "" for name in _TEXT_SECTIONS]))
+
+
+# For ASCII text (nearly every ticket): one ``bytes.translate`` lower-cases and blanks every byte a
+# token cannot hold (``_TOKEN_RE``'s class is ``[A-Za-z0-9_/.-]`` on ASCII), so a plain split gives
+# the tokens, about half the cost of the regex over the same text.
+_TOKEN_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_/.-")
+_ASCII_TOKENS = bytes(
+    (c + 32 if 65 <= c <= 90 else c) if c in _TOKEN_BYTES else 32 for c in range(256)
+)
+_RISK_BYTES = frozenset(w.encode("ascii") for w in RISK_WORDS)
+
+
+def risk_tokens(text: str) -> list[str]:
+    """The risk words ``_RISK_RE`` finds in ``text``, lower-cased, sorted, each once."""
+    if text.isascii():
+        found = _RISK_BYTES.intersection(text.encode("ascii").translate(_ASCII_TOKENS).split())
+        return sorted(w.decode("ascii") for w in found)
+    return sorted(_RISK_SET.intersection(_TOKEN_RE.findall(text.lower())))
 
 
 def triage_ticket(ticket: Ticket, rules: TicketValidation) -> TriageResult:
@@ -105,7 +122,9 @@ def triage_ticket(ticket: Ticket, rules: TicketValidation) -> TriageResult:
 
 
 def triage(tickets: list[Ticket], rules: TicketValidation) -> dict[str, TriageResult]:
-    return {t.id: triage_ticket(t, rules) for t in tickets}
+    # Results for the whole backlog are kept: the collector would only walk them again and again.
+    with gc_paused():
+        return {t.id: triage_ticket(t, rules) for t in tickets}
 
 
 def buckets(results: dict[str, TriageResult]) -> dict[Bucket, list[str]]:

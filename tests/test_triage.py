@@ -85,15 +85,17 @@ def test_triage_command_prints_buckets_and_explains(tmp_path: Path, capsys: pyte
 
 
 _PIECES = ["auth", "OAuth", "Security", "race", "data-loss", "src/auth/", "x", "_", "-", ".", "/", " ", "\n", "é",
-           "migration", "pii", "9", "(", ")", ","]  # fmt: skip
+           "migration", "pii", "9", "(", ")", ",", "RACE", "\t", "\x0b", "@", "`", "[", "~", "\x7f"]  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(_PIECES), max_size=12))
 def test_risk_word_tokens_agree_with_the_regex(parts: list[str]) -> None:
-    from batch_ops.triage import _RISK_RE, _RISK_SET, _TOKEN_RE
+    from batch_ops.triage import _RISK_RE, _RISK_SET, _TOKEN_RE, risk_tokens
 
     text = "".join(parts)
     by_regex = {m.group(1).lower() for m in _RISK_RE.finditer(text)}
     by_tokens = {tok for tok in _TOKEN_RE.findall(text.lower()) if tok in _RISK_SET}
     assert by_regex == by_tokens
+    # The ASCII fast path (bytes.translate) and the regex path agree with the regex too.
+    assert risk_tokens(text) == sorted(by_regex)
