@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import itertools
 import random
 import re
 from collections.abc import Iterator
@@ -67,6 +68,11 @@ _PRIORITIES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
 _SIZES = (50, 100, 200, 500, 1000, 5000)
 _ENVIRONMENTS = ("production", "staging", "all", "production (EU region)", "mobile 4.12 on iOS")
 _IDEA_TYPES = ("feature", "experiment", "business-line")
+# Editions of the product. Once every (noun, action) topic of a kind has come, the next round of that
+# kind is about one edition: another module, other files, other words. Without this a backlog larger
+# than the topics (about 32,000) repeated a topic with the same files and nearly the same text, so
+# it held duplicates nobody had planted and a recall figure over planted pairs meant little there.
+_EDITIONS = ("Orion", "Juniper", "Kestrel", "Tundra", "Cobalt", "Saffron", "Marlin", "Quartz", "Willow", "Ember")
 _SYN_RE = re.compile(r"\b(" + "|".join(sorted(SYNONYMS, key=len, reverse=True)) + r")\b")
 _SYN_BIT = {word: 1 << i for i, word in enumerate(SYNONYMS)}
 # Which wording each part of a ticket uses (bit set: wording b). Unrelated tickets draw the bits at random,
@@ -135,7 +141,8 @@ class _Topics:
     """Per kind, a deterministic stream of (area index, noun, action) topics.
 
     Every (noun, action) combination of a kind comes once, in a shuffled order, before any repeats; a
-    repeat gets other slot values (role, surface, numbers, terms), so it is not a copy.
+    repeat is about an edition (``_EDITIONS``, round 1 the first), with its own module and files, and
+    gets other slot values (role, surface, numbers, terms), so it is other work, not a copy.
     """
 
     def __init__(self, rng: random.Random) -> None:
@@ -144,22 +151,22 @@ class _Topics:
         self._actions: dict[str, list[Action]] = {}
         for action in ACTIONS:
             self._actions.setdefault(action.kind, []).append(action)
-        self._streams: dict[str, Iterator[tuple[int, str, Action]]] = {
+        self._streams: dict[str, Iterator[tuple[int, str, Action, int]]] = {
             kind: self._stream(kind) for kind in self._actions
         }
 
-    def _stream(self, kind: str) -> Iterator[tuple[int, str, Action]]:
+    def _stream(self, kind: str) -> Iterator[tuple[int, str, Action, int]]:
         actions = self._actions[kind]
-        while True:
+        for edition in itertools.count():
             # Index arithmetic instead of materialising the product: a permutation of indices per round.
             total = len(self._nouns) * len(actions)
             order = list(range(total))
             self._rng.shuffle(order)
             for idx in order:
                 ai, noun = self._nouns[idx % len(self._nouns)]
-                yield ai, noun, actions[idx // len(self._nouns)]
+                yield ai, noun, actions[idx // len(self._nouns)], edition
 
-    def next(self, kind: str) -> tuple[int, str, Action]:
+    def next(self, kind: str) -> tuple[int, str, Action, int]:
         return next(self._streams[kind])
 
 
@@ -193,6 +200,7 @@ class _Spec:
     defects: tuple[str, ...] = ()
     quirk: str = ""
     extra_files: int = 0
+    edition: int = 0  # 0: the product as a whole; n: _EDITIONS[(n - 1) % len(_EDITIONS)]
     scope: str = ""
     author: str = "maria.k"
     tags: list[str] = field(default_factory=list)
@@ -242,13 +250,23 @@ def _render(spec: _Spec, rng: random.Random) -> tuple[str, str]:
         desc = f"{detail} {constraint} {what} {fact}"
     else:
         desc = f"{what} {fact} {detail} {constraint}"
+    module_dir = area_dir
+    if spec.edition:
+        edition = _EDITIONS[(spec.edition - 1) % len(_EDITIONS)]
+        title = f"{title} in {edition}"
+        scope_line = (
+            f"Only the {edition} edition needs it; the other editions keep their {nouns} unchanged."
+            if spec.twin else f"This is for the {edition} edition; other editions do not change."
+        )
+        desc = f"{scope_line} {desc}"
+        module_dir = f"{area_dir}/{edition.lower()}"
 
     noun_dir = _camel(noun)
     action_file = _camel(act.key)
     files = [
-        (f"src/{area_dir}/{noun_dir}/{action_file}.ts", "create" if act.kind != "BUG" else "modify"),
-        (f"src/{area_dir}/{noun_dir}/{_cap(noun_dir)}View.tsx", "modify"),
-        (f"tests/{area_dir}/{noun_dir}/{action_file}.test.ts", "create"),
+        (f"src/{module_dir}/{noun_dir}/{action_file}.ts", "create" if act.kind != "BUG" else "modify"),
+        (f"src/{module_dir}/{noun_dir}/{_cap(noun_dir)}View.tsx", "modify"),
+        (f"tests/{module_dir}/{noun_dir}/{action_file}.test.ts", "create"),
     ]
     for i in range(spec.extra_files):
         files.append((f"src/{area_dir}/shared/{action_file}Part{i + 1}.ts", "modify"))
@@ -295,8 +313,8 @@ def _render(spec: _Spec, rng: random.Random) -> tuple[str, str]:
         strategy = f"## Test Strategy\n{t1.format(**fields)}\n{t2.format(**fields)}\n\n"
         if "no-verification-commands" not in d:
             strategy += (
-                f"### Verification Commands\n```bash\nnpx vitest run tests/{area_dir}/{noun_dir}\n"
-                f"npm run lint -- src/{area_dir}/{noun_dir}\n```\n\n"
+                f"### Verification Commands\n```bash\nnpx vitest run tests/{module_dir}/{noun_dir}\n"
+                f"npm run lint -- src/{module_dir}/{noun_dir}\n```\n\n"
             )
         parts.append(strategy)
     if spec.depends_on:
@@ -383,10 +401,10 @@ def generate_backlog(
         if original is not None:
             # A reworded report of the same topic; features are sometimes re-filed as ideas.
             kind = "IDEA" if original.kind == "FEAT" and rng.random() < 0.25 else original.kind
-            ai, noun, action = original.area, original.noun, original.action
+            ai, noun, action, edition = original.area, original.noun, original.action, original.edition
         else:
             kind = rng.choices(kinds, weights)[0]
-            ai, noun, action = topics.next(kind)
+            ai, noun, action, edition = topics.next(kind)
         terms = rng.sample(AREA_TERMS[ai], 3)
         pri_names, pri_weights = _PRIORITIES[kind]
         priority = rng.choices(pri_names, pri_weights)[0]
@@ -403,7 +421,7 @@ def generate_backlog(
             fact=rng.randrange(len(FACTS)), t1=terms[0], t2=terms[1], t3=terms[2],
             k=rng.choice(_SIZES), d=rng.randint(3, 11),
             priority=priority, created_day=rng.randrange(0, 250), tokens=tokens, depends_on=depends,
-            extra_files=rng.randint(3, 7) if risky else rng.randint(0, 1),
+            extra_files=rng.randint(3, 7) if risky else rng.randint(0, 1), edition=edition,
             author=rng.choice(AUTHORS), syn_bits=rng.getrandbits(len(SYNONYMS)),
             company=rng.choice(COMPANIES) if rng.random() < 0.5 else "",
             tags=[AREAS[ai][1], action.key] + (["security"] if kind == "SEC" else []),
