@@ -71,6 +71,10 @@ class CostSummary(BaseModel):
     by_mode: list[dict[str, Any]] = Field(default_factory=list)
     by_job: list[dict[str, Any]] = Field(default_factory=list)
     ledger_problems: list[LedgerProblem] = Field(default_factory=list)  # the first ledger.MAX_PROBLEMS_KEPT
+    # The Markdown lists the JOBS_SHOWN most recent jobs and sums the rest in one row: that row,
+    # with "jobs" and "rows" (how many it stands for), when there are more. Not in the JSON, which
+    # lists every job.
+    older_jobs: dict[str, Any] | None = Field(default=None, exclude=True)
     # How many there are in all; not in the JSON (its shape stays), only in the rendered report.
     ledger_problem_count: int = Field(default=0, exclude=True)
 
@@ -86,6 +90,9 @@ def uncached_cost(line: LedgerLine, config: Config) -> float:
 
 
 _MILLION = 1_000_000
+# The rendered report's per-job table shows the most recent jobs (ids sort by day, then number);
+# a queue of 10,000 jobs would make it a table of tens of thousands of rows nobody reads.
+JOBS_SHOWN = 50
 
 
 def _binary(value: float) -> tuple[int, int]:
@@ -209,6 +216,8 @@ def summarize(
     if jobs is None:
         jobs, _ = read_queue(layout)
     by_job = scale.rows(by_job_acc, ("job_id", "phase", "model_alias", "mode"))
+    older = _older(by_job_acc, total)
+    older_jobs = None if older is None else scale.row(older[2], {"jobs": older[0], "rows": older[1]})
     known = {j.id: j for j in jobs}
     for row in by_job:
         job = known.get(row["job_id"])
@@ -223,4 +232,20 @@ def summarize(
         by_job=by_job,
         ledger_problems=list(ledger.problems),
         ledger_problem_count=ledger.problem_count,
+        older_jobs=older_jobs,
     )
+
+
+def _older(by_job: dict[tuple[str, ...], list[int]], total: list[int]) -> tuple[int, int, list[int]] | None:
+    """(jobs, rows, exact sums) of the jobs older than the JOBS_SHOWN most recent, if there are any."""
+    ids = sorted({key[0] for key in by_job})
+    if len(ids) <= JOBS_SHOWN:
+        return None
+    recent = frozenset(ids[-JOBS_SHOWN:])
+    rest = list(total)  # every cell is in one job's rows: the older ones are the total less the recent
+    rows = len(by_job)
+    for key, acc in by_job.items():
+        if key[0] in recent:
+            rest[:] = map(operator.sub, rest, acc)
+            rows -= 1
+    return len(ids) - JOBS_SHOWN, rows, rest

@@ -319,3 +319,48 @@ def test_the_summary_file_round_trips_whatever_the_ids_hold(tmp_path: Path) -> N
     assert len(stored.cells) > 4
     assert not stored.problems  # braces, 7 header lines, "problems": [], each list's brackets, an entry a line
     assert text.count("\n") == 2 + 7 + 1 + (2 + len(stored.groups)) + (2 + len(stored.cells))
+
+
+def test_json_indented_lays_out_runs_of_rows_as_json_dumps() -> None:
+    tricky = ["a, ", '}, {"', "\x00", ",\x00", "\x01", "},\x00{", "é\u2028", "\\", '"']
+    rows: list[Any] = [{t: t, "n": i, "f": i / 3, "b": i % 2 == 0, "z": None} for i, t in enumerate(tricky)]
+    data = {
+        "rows": rows,
+        "mixed": [rows[0], {"nested": {"a": [1]}}, rows[1], {}, rows[2], [rows[3]], 5, rows[4], rows[5]],
+        "keys": [{1: "a", None: 2, 2.5: True, False: "x"}, {"k": float("nan")}],
+        "one": [rows[0]],
+    }
+    assert json_indented(data) == json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def test_the_markdown_lists_the_recent_jobs_and_sums_the_older_ones(tmp_path: Path) -> None:
+    """Past JOBS_SHOWN jobs, one row stands for the older ones (exact sums); the JSON lists every job."""
+    from batch_ops.costs import JOBS_SHOWN
+
+    layout = Layout(tmp_path)
+    layout.ops_dir.mkdir()
+    config = _config()
+    n_jobs = JOBS_SHOWN + 70
+    lines = [
+        x.model_copy(update={"job_id": f"job-{i % n_jobs:04d}"})
+        for i, x in enumerate(_lines(random.Random(5), config, 4000))
+    ]
+    append_lines(layout.ledger_file, lines)
+    new = summarize(layout, config, jobs=_jobs())
+    old = full_scan_summarize(layout, config, jobs=_jobs())
+    assert len({r["job_id"] for r in new.by_job}) == n_jobs
+    _same_numbers(_plain(new), old.model_dump(mode="json"))
+    text = render(new, None, None)
+    _same_text(text, render(old, None, None))  # the old summary's older row: summed from its rows
+    section = text.split("## By job")[1].split("\n## ")[0]
+    recent = [f"job-{k:04d}" for k in range(n_jobs - JOBS_SHOWN, n_jobs)]
+    assert f"The {JOBS_SHOWN} most recent of {n_jobs} jobs" in section and "`cost.json`" in section
+    shown = {row.split(" | ")[0].removeprefix("| ") for row in section.split("\n") if row.startswith("| job-")}
+    assert shown == set(recent)
+    older_lines = [x for x in lines if x.job_id not in recent]
+    older = new.older_jobs
+    assert older is not None and older["jobs"] == n_jobs - JOBS_SHOWN and older["requests"] == len(older_lines)
+    assert older["cost_usd"] == float(sum(Fraction(x.cost_usd) for x in older_lines))
+    first_row = next(row for row in section.split("\n") if row.startswith("| older jobs"))
+    assert first_row.startswith(f"| older jobs ({n_jobs - JOBS_SHOWN}) |") and f"| {len(older_lines)} |" in first_row
+    assert "older_jobs" not in _plain(new) and "older_jobs" not in new.model_dump(mode="json")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from batch_ops import budget
 from batch_ops.config import Config
-from batch_ops.costs import CostSummary, summarize
+from batch_ops.costs import JOBS_SHOWN, CostSummary, summarize
 from batch_ops.ledger import read_summary
 from batch_ops.markdown import cell, inline
 from batch_ops.paths import Layout
@@ -290,8 +291,21 @@ def render(summary: CostSummary, state: budget.BudgetState | None, analysis: tup
         ("By mode", summary.by_mode, ("mode",)),
     ):
         lines += [f"## {title}", "", *_table(rows, keys), ""]
-    lines += ["## By job", "", *_table(summary.by_job, ("job_id", "phase", "model_alias", "mode")), ""]
-    decided = [r for r in summary.by_job if r.get("caching")]
+    shown, older = _recent_jobs(summary)
+    lines += ["## By job", ""]
+    if older is not None:
+        lines += [
+            f"The {JOBS_SHOWN} most recent of {older['jobs'] + JOBS_SHOWN:,} jobs; the first row sums the "
+            f"{older['jobs']:,} older ones ({older['rows']:,} rows), which `cost.json` next to this report "
+            "lists one by one.",
+            "",
+        ]
+        shown = [
+            {**older, "job_id": f"older jobs ({older['jobs']:,})", "phase": "", "model_alias": "", "mode": ""},
+            *shown,
+        ]
+    lines += [*_table(shown, ("job_id", "phase", "model_alias", "mode")), ""]
+    decided = [r for r in shown if r.get("caching")]
     if decided:
         lines += ["### Caching decisions", ""]
         for r in decided:
@@ -321,6 +335,41 @@ def render(summary: CostSummary, state: budget.BudgetState | None, analysis: tup
     if unlisted > 0:
         lines.append(f"- and {unlisted} more unparseable ledger line(s), not listed")
     return "\n".join(lines)
+
+
+def _recent_jobs(summary: CostSummary) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The rows of the JOBS_SHOWN most recent jobs, and the older jobs' sums (None: none older)."""
+    rows = summary.by_job
+    recent: set[str] = set()
+    start = len(rows)
+    while start > 0 and (rows[start - 1]["job_id"] in recent or len(recent) < JOBS_SHOWN):
+        start -= 1
+        recent.add(rows[start]["job_id"])
+    if start == 0:
+        return rows, None
+    if summary.older_jobs is not None:
+        return rows[start:], summary.older_jobs
+    # A summary not made by ``costs.summarize``: the older rows' figures summed here, each
+    # correctly rounded (fsum), not from the exact cells.
+    older = rows[:start]
+    sums = {k: math.fsum(r[k] for r in older) for k in _SUMMED}
+    prompt = sums["input_tokens"] + sums["cache_creation_input_tokens"] + sums["cache_read_input_tokens"]
+    uncached = sums["uncached_interactive_cost_usd"]
+    return rows[start:], {
+        "jobs": len({r["job_id"] for r in older}),
+        "rows": len(older),
+        **{k: int(v) if k in _COUNTED else v for k, v in sums.items()},
+        "cache_hit_rate": sums["cache_read_input_tokens"] / prompt if prompt else None,
+        "total_savings_usd": uncached - sums["cost_usd"],
+        "cost_ratio_vs_uncached_interactive": sums["cost_usd"] / uncached if uncached else None,
+    }
+
+
+_COUNTED = (
+    "requests", "succeeded", "input_tokens", "output_tokens", "cache_creation_input_tokens",
+    "cache_read_input_tokens", "requests_with_cache_read",
+)  # fmt: skip
+_SUMMED = (*_COUNTED, "cost_usd", "interactive_cost_usd", "savings_usd", "uncached_interactive_cost_usd")
 
 
 def report_data(
@@ -396,6 +445,28 @@ def json_indented(data: Any) -> str:
     return "".join(parts)
 
 
+# Raw control characters never occur in json's output (it escapes them inside strings), so these
+# separators mark the structure only, and are replaced by the layout's newlines afterwards.
+_encode_marked = json.JSONEncoder(ensure_ascii=False, separators=(",\x00", ": ")).encode
+
+
+def _rows(rows: list[dict[str, Any]], out: list[str], newline: str) -> None:
+    """Flat dicts, consecutive items of a list, laid out as json.dumps(indent=2) does, in one C call.
+
+    The list is encoded compactly with a comma and a NUL between items; rows hold no containers,
+    so "}", comma, NUL, "{" falls only between rows and every other comma and NUL between a row's
+    items: each becomes the newline and indent it stands for.
+    """
+    inner = newline + "  "
+    text = _encode_marked(rows)[2:-2]
+    text = (
+        text.replace("},\x00{", "\x01")
+        .replace(",\x00", "," + inner)
+        .replace("\x01", newline + "}," + newline + "{" + inner)
+    )
+    out.append("{" + inner + text + newline + "}")
+
+
 def _layout(value: Any, out: list[str], newline: str) -> None:
     kind = type(value)
     if kind is dict:
@@ -423,10 +494,22 @@ def _layout(value: Any, out: list[str], newline: str) -> None:
             return
         inner = newline + "  "
         sep = "[" + inner
+        run: list[Any] = []  # consecutive rows (flat dicts), laid out together
         for item in value:
+            if type(item) is dict and item and _SCALARS.issuperset(map(type, item.values())):
+                run.append(item)
+                continue
+            if run:
+                out.append(sep)
+                sep = "," + inner
+                _rows(run, out, inner)
+                run = []
             out.append(sep)
             sep = "," + inner
             _layout(item, out, inner)
+        if run:
+            out.append(sep)
+            _rows(run, out, inner)
         out.append(newline + "]")
     elif kind in _SCALARS:
         out.append(_encode_scalar(value))
