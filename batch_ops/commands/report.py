@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from batch_ops.commands._common import add_json_arg, add_repo_arg, emit_json, load, warn
-from batch_ops.phases.cost_report import latest_analysis, report_data, write_cost_report
-from batch_ops.queue import read_queue
+from batch_ops.phases.cost_report import latest_analysis, report_data, report_jobs, write_cost_report
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,7 +21,7 @@ def _usd(value: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     layout, config = load(args)
-    jobs, _ = read_queue(layout)  # once: the analysis, the caching decisions and the budget share it
+    jobs = report_jobs(layout)  # once: the analysis, the caching decisions and the budget share it
     analysis = latest_analysis(layout, jobs)
     summary, state = report_data(layout, config, jobs)
     path = write_cost_report(layout, config, analysis, (summary, state))

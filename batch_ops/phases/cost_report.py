@@ -41,7 +41,7 @@ from batch_ops.phases.base import (
 )
 from batch_ops.phases.io import iter_settled, write_report
 from batch_ops.phases.prompts import routed_alias, structured_params, system_blocks
-from batch_ops.queue import JobRecord, iso, read_queue, utcnow
+from batch_ops.queue import TERMINAL, JobGlance, JobRecord, iso, read_jobs_where, read_queue, utcnow
 
 PHASE = "cost-report"
 MAX_DAYS_SENT = 31
@@ -370,6 +370,17 @@ _COUNTED = (
     "cache_read_input_tokens", "requests_with_cache_read",
 )  # fmt: skip
 _SUMMED = (*_COUNTED, "cost_usd", "interactive_cost_usd", "savings_usd", "uncached_interactive_cost_usd")
+
+
+def _matters(job: JobGlance) -> bool:
+    # What the report reads from a job: a cost report's analysis, a live job's reserve in the
+    # budget, a caching decision. A finished job without one adds nothing to it.
+    return job.phase == PHASE or job.status not in TERMINAL or job.cache is not None
+
+
+def report_jobs(layout: Layout) -> list[JobRecord]:
+    """The queue's jobs the report uses (``_matters``): the others are only glanced at, not built."""
+    return read_jobs_where(layout, _matters)
 
 
 def report_data(
