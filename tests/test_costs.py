@@ -329,6 +329,9 @@ def test_json_indented_lays_out_runs_of_rows_as_json_dumps() -> None:
         "mixed": [rows[0], {"nested": {"a": [1]}}, rows[1], {}, rows[2], [rows[3]], 5, rows[4], rows[5]],
         "keys": [{1: "a", None: 2, 2.5: True, False: "x"}, {"k": float("nan")}],
         "one": [rows[0]],
+        "same": [{"k": t, "n": i, "f": i / 7, "z": None, "s": t * 2} for i, t in enumerate(tricky)],
+        "same_one_key": [{"k": t} for t in tricky],
+        "same_then_not": [{"k": 1, "j": 2}, {"k": 3, "j": 4}, {"j": 5, "k": 6}, {"k": 1, "j": 2}],
     }
     assert json_indented(data) == json.dumps(data, indent=2, ensure_ascii=False)
 

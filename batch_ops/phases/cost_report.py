@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -464,11 +465,24 @@ _encode_marked = json.JSONEncoder(ensure_ascii=False, separators=(",\x00", ": ")
 def _rows(rows: list[dict[str, Any]], out: list[str], newline: str) -> None:
     """Flat dicts, consecutive items of a list, laid out as json.dumps(indent=2) does, in one C call.
 
-    The list is encoded compactly with a comma and a NUL between items; rows hold no containers,
-    so "}", comma, NUL, "{" falls only between rows and every other comma and NUL between a row's
-    items: each becomes the newline and indent it stands for.
+    Rows with the same keys (a report's): only their values are encoded, as one flat list with a
+    comma and a NUL between items, so splitting there gives each value's text; the keys, encoded
+    once, go back in between. Otherwise the rows themselves are encoded that way: they hold no
+    containers, so "}", comma, NUL, "{" falls only between rows and every other comma and NUL
+    between a row's items; each becomes the newline and indent it stands for.
     """
     inner = newline + "  "
+    keys = tuple(rows[0])
+    if all(type(k) is str for k in keys) and all(tuple(r) == keys for r in rows):
+        tokens = _encode_marked([v for r in rows for v in r.values()])[1:-1].split(",\x00")
+        names = [_encode_scalar(k) + ": " for k in keys]
+        prefixes = [newline + "}," + newline + "{" + inner + names[0], *("," + inner + name for name in names[1:])]
+        out.append("{" + inner + names[0] + tokens[0])
+        keyed = itertools.islice(itertools.cycle(prefixes), 1, None)  # endless: the values end the zip
+        after = zip(keyed, itertools.islice(tokens, 1, None), strict=False)
+        out.append("".join(itertools.chain.from_iterable(after)))
+        out.append(newline + "}")
+        return
     text = _encode_marked(rows)[2:-2]
     text = (
         text.replace("},\x00{", "\x01")
