@@ -164,6 +164,42 @@ class _Scale:
         })  # fmt: skip
         return out
 
+    def job_rows(self, groups: dict[tuple[str, ...], list[int]], caching: dict[str, Any]) -> list[dict[str, Any]]:
+        """``rows(groups, ("job_id", "phase", "model_alias", "mode"))`` plus each job's "caching".
+
+        The same dicts as ``row`` makes, written out as one display each: there is a row per job,
+        model and mode, tens of thousands of them.
+        """
+        den, uden = self.denominator, self.uncached_denominator
+        out = []
+        for key in sorted(groups):
+            acc = groups[key]
+            cost = acc[7] / den
+            uncached = acc[10] / uden
+            prompt = acc[2] + acc[4] + acc[5]
+            out.append({
+                "job_id": key[0],
+                "phase": key[1],
+                "model_alias": key[2],
+                "mode": key[3],
+                "requests": acc[0],
+                "succeeded": acc[1],
+                "input_tokens": acc[2],
+                "output_tokens": acc[3],
+                "cache_creation_input_tokens": acc[4],
+                "cache_read_input_tokens": acc[5],
+                "requests_with_cache_read": acc[6],
+                "cost_usd": cost,
+                "interactive_cost_usd": acc[8] / den,
+                "savings_usd": acc[9] / den,
+                "uncached_interactive_cost_usd": uncached,
+                "cache_hit_rate": acc[5] / prompt if prompt else None,
+                "total_savings_usd": uncached - cost,
+                "cost_ratio_vs_uncached_interactive": cost / uncached if uncached else None,
+                "caching": caching.get(key[0]),
+            })  # fmt: skip
+        return out
+
     def rows(self, groups: dict[tuple[str, ...], list[int]], names: tuple[str, ...]) -> list[dict[str, Any]]:
         return [self.row(acc, dict(zip(names, k, strict=True))) for k, acc in sorted(groups.items())]
 
@@ -194,14 +230,26 @@ def summarize(
         ledger = read_summary(layout.ledger_file, save=True)
     cells = [cell for cell in ledger.cells if cell[2] not in exclude_phases]
     scale = _Scale(cells, config)
-    # Cells fold into jobs, and into (day, phase, model, mode), which folds into the rest.
+    # Cells fold into jobs, and into (day, phase, model, mode), which folds into the rest. The
+    # loop is written out (no call per cell): a summary holds tens of thousands of cells.
     by_job_acc: dict[tuple[str, ...], list[int]] = {}
     middle: dict[tuple[str, ...], list[int]] = {}
+    values_of = scale.values
+    add = operator.add
     for cell in cells:
-        day, job_id, phase, alias, model, mode = cell[:6]
-        values = scale.values(cell)
-        _into(by_job_acc, (job_id, phase, alias, mode), values)
-        _into(middle, (day, phase, alias, model, mode), values)
+        values = values_of(cell)
+        key = (cell[1], cell[2], cell[3], cell[5])
+        acc = by_job_acc.get(key)
+        if acc is None:
+            by_job_acc[key] = values
+        else:
+            acc[:] = map(add, acc, values)
+        at = (cell[0], cell[2], cell[3], cell[4], cell[5])
+        acc = middle.get(at)
+        if acc is None:
+            middle[at] = values.copy()  # by_job_acc may add into ``values`` itself
+        else:
+            acc[:] = map(add, acc, values)
     total = [0] * 11
     by_day: dict[tuple[str, ...], list[int]] = {}
     by_phase: dict[tuple[str, ...], list[int]] = {}
@@ -215,13 +263,10 @@ def summarize(
         _into(by_mode, (mode,), values)
     if jobs is None:
         jobs, _ = read_queue(layout)
-    by_job = scale.rows(by_job_acc, ("job_id", "phase", "model_alias", "mode"))
+    known = {j.id: j.cache.model_dump() for j in jobs if j.cache is not None}
+    by_job = scale.job_rows(by_job_acc, known)
     older = _older(by_job_acc, total)
     older_jobs = None if older is None else scale.row(older[2], {"jobs": older[0], "rows": older[1]})
-    known = {j.id: j for j in jobs}
-    for row in by_job:
-        job = known.get(row["job_id"])
-        row["caching"] = job.cache.model_dump() if job is not None and job.cache is not None else None
     # Built here from exact sums and known types: constructed, not validated again row by row.
     return CostSummary.model_construct(
         totals=scale.row(total),
