@@ -462,27 +462,43 @@ def json_indented(data: Any) -> str:
 _encode_marked = json.JSONEncoder(ensure_ascii=False, separators=(",\x00", ": ")).encode
 
 
+def _same_key_rows(rows: list[Any] | tuple[Any, ...], out: list[str], newline: str) -> bool:
+    """Lay out ``rows`` if they are all flat dicts with the same str keys in the same order (a report's).
+
+    Then only their values are encoded, as one flat list with a comma and a NUL between items
+    (raw control characters never occur in json's output), so splitting there gives each value's
+    text; the keys, encoded once, go back in between. False, with nothing written, otherwise.
+    """
+    first = rows[0]
+    if type(first) is not dict or not first:
+        return False
+    keys = tuple(first)
+    if not all(type(k) is str for k in keys) or not all(type(r) is dict and tuple(r) == keys for r in rows):
+        return False
+    values = [v for r in rows for v in r.values()]
+    if not _SCALARS.issuperset(map(type, values)):
+        return False
+    inner = newline + "  "
+    tokens = _encode_marked(values)[1:-1].split(",\x00")
+    names = [_encode_scalar(k) + ": " for k in keys]
+    prefixes = [newline + "}," + newline + "{" + inner + names[0], *("," + inner + name for name in names[1:])]
+    out.append("{" + inner + names[0] + tokens[0])
+    keyed = itertools.islice(itertools.cycle(prefixes), 1, None)  # endless: the values end the zip
+    out.append("".join(itertools.chain.from_iterable(zip(keyed, itertools.islice(tokens, 1, None), strict=False))))
+    out.append(newline + "}")
+    return True
+
+
 def _rows(rows: list[dict[str, Any]], out: list[str], newline: str) -> None:
     """Flat dicts, consecutive items of a list, laid out as json.dumps(indent=2) does, in one C call.
 
-    Rows with the same keys (a report's): only their values are encoded, as one flat list with a
-    comma and a NUL between items, so splitting there gives each value's text; the keys, encoded
-    once, go back in between. Otherwise the rows themselves are encoded that way: they hold no
+    The rows are encoded compactly with a comma and a NUL between items; they hold no
     containers, so "}", comma, NUL, "{" falls only between rows and every other comma and NUL
     between a row's items; each becomes the newline and indent it stands for.
     """
-    inner = newline + "  "
-    keys = tuple(rows[0])
-    if all(type(k) is str for k in keys) and all(tuple(r) == keys for r in rows):
-        tokens = _encode_marked([v for r in rows for v in r.values()])[1:-1].split(",\x00")
-        names = [_encode_scalar(k) + ": " for k in keys]
-        prefixes = [newline + "}," + newline + "{" + inner + names[0], *("," + inner + name for name in names[1:])]
-        out.append("{" + inner + names[0] + tokens[0])
-        keyed = itertools.islice(itertools.cycle(prefixes), 1, None)  # endless: the values end the zip
-        after = zip(keyed, itertools.islice(tokens, 1, None), strict=False)
-        out.append("".join(itertools.chain.from_iterable(after)))
-        out.append(newline + "}")
+    if _same_key_rows(rows, out, newline):
         return
+    inner = newline + "  "
     text = _encode_marked(rows)[2:-2]
     text = (
         text.replace("},\x00{", "\x01")
@@ -519,6 +535,12 @@ def _layout(value: Any, out: list[str], newline: str) -> None:
             return
         inner = newline + "  "
         sep = "[" + inner
+        if len(value) > 1:
+            out.append(sep)
+            if _same_key_rows(value, out, inner):  # the whole list in one go: no check per item
+                out.append(newline + "]")
+                return
+            out.pop()
         run: list[Any] = []  # consecutive rows (flat dicts), laid out together
         for item in value:
             if type(item) is dict and item and _SCALARS.issuperset(map(type, item.values())):
