@@ -8,6 +8,10 @@ ledger since the last one (its own lines would otherwise make every run look new
 
 The chart is a Mermaid ``xychart-beta`` (GitHub renders it): bars are the cost per day, the line
 is the saving per day against the same tokens run interactively without a cache.
+
+The Markdown's per-job table lists the ``costs.JOBS_SHOWN`` most recent jobs; a first row sums the
+older ones (exact sums, from the ledger summary's cells) and says how many it stands for. The
+JSON twin, ``reports/cost.json``, and ``batch-ops report --json`` list every job.
 """
 
 from __future__ import annotations
