@@ -127,18 +127,20 @@ class _Scale:
         self.uncached_denominator = (1 << self.price_bits) * _MILLION
 
     def values(self, cell: ReportCell) -> list[int]:
-        """The cell's 11 sums: counts and tokens, the three costs, then the uncached cost."""
+        """The cell's first 10 sums: counts and tokens, then the three costs (``uncached`` adds the 11th)."""
         bits = self.bits
         (m1, e1), (m2, e2), (m3, e3) = cell[13], cell[14], cell[15]
-        cost, interactive, savings = m1 << (e1 + bits), m2 << (e2 + bits), m3 << (e3 + bits)
-        both = self.prices[cell[3]]
+        return [*cell[6:13], m1 << (e1 + bits), m2 << (e2 + bits), m3 << (e3 + bits)]
+
+    def uncached(self, alias: str, acc: list[int]) -> int:
+        """The uncached cost of sums of one model's cells: it is linear in their tokens (or, for a
+        model without a price, in their interactive cost), so it is taken once per group."""
+        both = self.prices[alias]
         if both is None:
-            uncached = interactive * _MILLION << (self.price_bits - bits)
-        else:
-            (n_in, k_in), (n_out, k_out) = both
-            prompt = cell[8] + cell[10] + cell[11]
-            uncached = (prompt * n_in << (self.price_bits - k_in)) + (cell[9] * n_out << (self.price_bits - k_out))
-        return [*cell[6:13], cost, interactive, savings, uncached]
+            return acc[8] * _MILLION << (self.price_bits - self.bits)
+        (n_in, k_in), (n_out, k_out) = both
+        prompt = acc[2] + acc[4] + acc[5]
+        return (prompt * n_in << (self.price_bits - k_in)) + (acc[3] * n_out << (self.price_bits - k_out))
 
     def row(self, acc: list[int], row: dict[str, Any] | None = None) -> dict[str, Any]:
         """``Totals(...).row()`` from exact sums: the same keys in the same order, after ``row``'s."""
@@ -175,7 +177,7 @@ class _Scale:
         for key in sorted(groups):
             acc = groups[key]
             cost = acc[7] / den
-            uncached = acc[10] / uden
+            uncached = self.uncached(key[2], acc) / uden
             prompt = acc[2] + acc[4] + acc[5]
             out.append({
                 "job_id": key[0],
@@ -234,10 +236,11 @@ def summarize(
     # loop is written out (no call per cell): a summary holds tens of thousands of cells.
     by_job_acc: dict[tuple[str, ...], list[int]] = {}
     middle: dict[tuple[str, ...], list[int]] = {}
-    values_of = scale.values
     add = operator.add
+    bits = scale.bits
     for cell in cells:
-        values = values_of(cell)
+        (m1, e1), (m2, e2), (m3, e3) = cell[13], cell[14], cell[15]  # as scale.values(cell)
+        values = [*cell[6:13], m1 << (e1 + bits), m2 << (e2 + bits), m3 << (e3 + bits)]
         key = (cell[1], cell[2], cell[3], cell[5])
         acc = by_job_acc.get(key)
         if acc is None:
@@ -250,6 +253,8 @@ def summarize(
             middle[at] = values.copy()  # by_job_acc may add into ``values`` itself
         else:
             acc[:] = map(add, acc, values)
+    for (_day, _phase, alias, _model, _mode), values in middle.items():
+        values.append(scale.uncached(alias, values))
     total = [0] * 11
     by_day: dict[tuple[str, ...], list[int]] = {}
     by_phase: dict[tuple[str, ...], list[int]] = {}
@@ -265,7 +270,7 @@ def summarize(
         jobs, _ = read_queue(layout)
     known = {j.id: j.cache.model_dump() for j in jobs if j.cache is not None}
     by_job = scale.job_rows(by_job_acc, known)
-    older = _older(by_job_acc, total)
+    older = _older(by_job_acc, total, scale)
     older_jobs = None if older is None else scale.row(older[2], {"jobs": older[0], "rows": older[1]})
     # Built here from exact sums and known types: constructed, not validated again row by row.
     return CostSummary.model_construct(
@@ -281,7 +286,9 @@ def summarize(
     )
 
 
-def _older(by_job: dict[tuple[str, ...], list[int]], total: list[int]) -> tuple[int, int, list[int]] | None:
+def _older(
+    by_job: dict[tuple[str, ...], list[int]], total: list[int], scale: _Scale
+) -> tuple[int, int, list[int]] | None:
     """(jobs, rows, exact sums) of the jobs older than the JOBS_SHOWN most recent, if there are any."""
     ids = sorted({key[0] for key in by_job})
     if len(ids) <= JOBS_SHOWN:
@@ -291,6 +298,6 @@ def _older(by_job: dict[tuple[str, ...], list[int]], total: list[int]) -> tuple[
     rows = len(by_job)
     for key, acc in by_job.items():
         if key[0] in recent:
-            rest[:] = map(operator.sub, rest, acc)
+            rest[:] = map(operator.sub, rest, [*acc, scale.uncached(key[2], acc)])
             rows -= 1
     return len(ids) - JOBS_SHOWN, rows, rest

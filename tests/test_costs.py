@@ -364,6 +364,21 @@ def test_the_markdown_lists_the_recent_jobs_and_sums_the_older_ones(tmp_path: Pa
     older = new.older_jobs
     assert older is not None and older["jobs"] == n_jobs - JOBS_SHOWN and older["requests"] == len(older_lines)
     assert older["cost_usd"] == float(sum(Fraction(x.cost_usd) for x in older_lines))
+
+    def uncached(x: LedgerLine) -> Fraction:
+        try:
+            price = config.price(x.model_alias)
+        except ConfigError:
+            return Fraction(x.interactive_cost_usd)
+        prompt = x.input_tokens + x.cache_creation_input_tokens + x.cache_read_input_tokens
+        tokens_out = x.output_tokens * Fraction(price.output_usd_per_mtok)
+        return (prompt * Fraction(price.input_usd_per_mtok) + tokens_out) / 10**6
+
+    assert older["uncached_interactive_cost_usd"] == float(sum(map(uncached, older_lines)))
+    assert new.totals["uncached_interactive_cost_usd"] == float(sum(map(uncached, lines)))
+    last = tuple(new.by_job[-1][k] for k in JOB_KEY)
+    in_last = [x for x in lines if tuple(getattr(x, k) for k in JOB_KEY) == last]
+    assert new.by_job[-1]["uncached_interactive_cost_usd"] == float(sum(map(uncached, in_last)))
     first_row = next(row for row in section.split("\n") if row.startswith("| older jobs"))
     assert first_row.startswith(f"| older jobs ({n_jobs - JOBS_SHOWN}) |") and f"| {len(older_lines)} |" in first_row
     assert "older_jobs" not in _plain(new) and "older_jobs" not in new.model_dump(mode="json")
