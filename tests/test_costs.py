@@ -382,3 +382,5 @@ def test_the_markdown_lists_the_recent_jobs_and_sums_the_older_ones(tmp_path: Pa
     first_row = next(row for row in section.split("\n") if row.startswith("| older jobs"))
     assert first_row.startswith(f"| older jobs ({n_jobs - JOBS_SHOWN}) |") and f"| {len(older_lines)} |" in first_row
     assert "older_jobs" not in _plain(new) and "older_jobs" not in new.model_dump(mode="json")
+    # _jobs() gives caching decisions to jobs 0, 6, 12, ..., 36: all older than the ones listed.
+    assert "- and 7 older job(s) with a caching decision, listed in `cost.json`" in text

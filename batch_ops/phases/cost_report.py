@@ -297,6 +297,9 @@ def render(summary: CostSummary, state: budget.BudgetState | None, analysis: tup
     ):
         lines += [f"## {title}", "", *_table(rows, keys), ""]
     shown, older = _recent_jobs(summary)
+    # Caching decisions of the jobs not listed: counted, not shown (cost.json has each).
+    hidden = summary.by_job[: len(summary.by_job) - len(shown)]
+    unlisted_decided = len({r["job_id"] for r in hidden if r.get("caching")})
     lines += ["## By job", ""]
     if older is not None:
         lines += [
@@ -311,7 +314,7 @@ def render(summary: CostSummary, state: budget.BudgetState | None, analysis: tup
         ]
     lines += [*_table(shown, ("job_id", "phase", "model_alias", "mode")), ""]
     decided = [r for r in shown if r.get("caching")]
-    if decided:
+    if decided or unlisted_decided:
         lines += ["### Caching decisions", ""]
         for r in decided:
             c = r["caching"]
@@ -319,6 +322,8 @@ def render(summary: CostSummary, state: budget.BudgetState | None, analysis: tup
             lines.append(
                 f"- {inline(r['job_id'])}: {state_text} — {inline(c['reason'])}; hit rate {_pct(r['cache_hit_rate'])}"
             )
+        if unlisted_decided:
+            lines.append(f"- and {unlisted_decided:,} older job(s) with a caching decision, listed in `cost.json`")
         lines.append("")
     if analysis is not None:
         job_id, as_of, a = analysis
