@@ -43,7 +43,7 @@ from batch_ops.ledger import (
 )
 from batch_ops.markdown import cell
 from batch_ops.paths import Layout
-from batch_ops.phases.cost_report import _key_cell, _plain, json_indented, render
+from batch_ops.phases.cost_report import _key_cell, json_indented, plain_summary, render
 from batch_ops.queue import JobRecord
 
 # -- the former implementation, the reference -------------------------------------------------
@@ -233,7 +233,7 @@ def test_report_from_the_summary_is_the_full_scan_report(tmp_path: Path, seed: i
         old = full_scan_summarize(layout, config, jobs=jobs, exclude_phases=exclude)
         new = summarize(layout, config, jobs=jobs, exclude_phases=exclude)
         assert old.totals["requests"] > 1000
-        _same_numbers(_plain(new), old.model_dump(mode="json"))
+        _same_numbers(plain_summary(new), old.model_dump(mode="json"))
         _same_text(render(new, None, None), render(old, None, None))
         assert new.ledger_problem_count == len(old.ledger_problems)
         # Exact: the float nearest the true sum of the lines' own floats.
@@ -248,7 +248,7 @@ def test_report_from_the_summary_is_the_full_scan_report(tmp_path: Path, seed: i
     summary_path(layout.ledger_file).unlink()
     rebuilt = summarize(layout, config, jobs=jobs)
     assert summary_path(layout.ledger_file).exists()  # the report saved the rebuild for next time
-    assert json_indented(_plain(kept)) == json_indented(_plain(rebuilt))
+    assert json_indented(plain_summary(kept)) == json_indented(plain_summary(rebuilt))
     assert kept.model_dump() == rebuilt.model_dump()
 
 
@@ -352,7 +352,7 @@ def test_the_markdown_lists_the_recent_jobs_and_sums_the_older_ones(tmp_path: Pa
     new = summarize(layout, config, jobs=_jobs())
     old = full_scan_summarize(layout, config, jobs=_jobs())
     assert len({r["job_id"] for r in new.by_job}) == n_jobs
-    _same_numbers(_plain(new), old.model_dump(mode="json"))
+    _same_numbers(plain_summary(new), old.model_dump(mode="json"))
     text = render(new, None, None)
     _same_text(text, render(old, None, None))  # the old summary's older row: summed from its rows
     section = text.split("## By job")[1].split("\n## ")[0]
@@ -381,6 +381,6 @@ def test_the_markdown_lists_the_recent_jobs_and_sums_the_older_ones(tmp_path: Pa
     assert new.by_job[-1]["uncached_interactive_cost_usd"] == float(sum(map(uncached, in_last)))
     first_row = next(row for row in section.split("\n") if row.startswith("| older jobs"))
     assert first_row.startswith(f"| older jobs ({n_jobs - JOBS_SHOWN}) |") and f"| {len(older_lines)} |" in first_row
-    assert "older_jobs" not in _plain(new) and "older_jobs" not in new.model_dump(mode="json")
+    assert "older_jobs" not in plain_summary(new) and "older_jobs" not in new.model_dump(mode="json")
     # _jobs() gives caching decisions to jobs 0, 6, 12, ..., 36: all older than the ones listed.
     assert "- and 7 older job(s) with a caching decision, listed in `cost.json`" in text

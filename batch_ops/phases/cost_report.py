@@ -403,7 +403,7 @@ def report_data(
     return summarize(layout, config, jobs=jobs, ledger=ledger), budget.state(config, layout, jobs, ledger=ledger)
 
 
-def _plain(summary: CostSummary) -> dict[str, Any]:
+def plain_summary(summary: CostSummary) -> dict[str, Any]:
     """``summary.model_dump(mode="json")`` without copying 40,000 rows that are plain JSON already."""
     return {
         "totals": summary.totals,
@@ -425,7 +425,7 @@ def write_cost_report(
     """Write reports/cost.md and cost.json; ``data`` is ``report_data``'s answer when the caller has it."""
     summary, state = data if data is not None else report_data(layout, config)
     numbers = {
-        **_plain(summary),
+        **plain_summary(summary),
         "budget": state.model_dump() if state is not None else None,
         "analysis": {"job_id": analysis[0], "as_of": analysis[1], **analysis[2].model_dump()} if analysis else None,
     }
