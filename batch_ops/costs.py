@@ -71,6 +71,10 @@ class CostSummary(BaseModel):
     by_mode: list[dict[str, Any]] = Field(default_factory=list)
     by_job: list[dict[str, Any]] = Field(default_factory=list)
     ledger_problems: list[LedgerProblem] = Field(default_factory=list)  # the first ledger.MAX_PROBLEMS_KEPT
+    # The Markdown lists the JOBS_SHOWN most recent jobs and sums the rest in one row: that row,
+    # with "jobs" and "rows" (how many it stands for), when there are more. Not in the JSON, which
+    # lists every job.
+    older_jobs: dict[str, Any] | None = Field(default=None, exclude=True)
     # How many there are in all; not in the JSON (its shape stays), only in the rendered report.
     ledger_problem_count: int = Field(default=0, exclude=True)
 
@@ -86,6 +90,9 @@ def uncached_cost(line: LedgerLine, config: Config) -> float:
 
 
 _MILLION = 1_000_000
+# The rendered report's per-job table shows the most recent jobs (ids sort by day, then number);
+# a queue of 10,000 jobs would make it a table of tens of thousands of rows nobody reads.
+JOBS_SHOWN = 50
 
 
 def _binary(value: float) -> tuple[int, int]:
@@ -120,18 +127,20 @@ class _Scale:
         self.uncached_denominator = (1 << self.price_bits) * _MILLION
 
     def values(self, cell: ReportCell) -> list[int]:
-        """The cell's 11 sums: counts and tokens, the three costs, then the uncached cost."""
+        """The cell's first 10 sums: counts and tokens, then the three costs (``uncached`` adds the 11th)."""
         bits = self.bits
         (m1, e1), (m2, e2), (m3, e3) = cell[13], cell[14], cell[15]
-        cost, interactive, savings = m1 << (e1 + bits), m2 << (e2 + bits), m3 << (e3 + bits)
-        both = self.prices[cell[3]]
+        return [*cell[6:13], m1 << (e1 + bits), m2 << (e2 + bits), m3 << (e3 + bits)]
+
+    def uncached(self, alias: str, acc: list[int]) -> int:
+        """The uncached cost of sums of one model's cells: it is linear in their tokens (or, for a
+        model without a price, in their interactive cost), so it is taken once per group."""
+        both = self.prices[alias]
         if both is None:
-            uncached = interactive * _MILLION << (self.price_bits - bits)
-        else:
-            (n_in, k_in), (n_out, k_out) = both
-            prompt = cell[8] + cell[10] + cell[11]
-            uncached = (prompt * n_in << (self.price_bits - k_in)) + (cell[9] * n_out << (self.price_bits - k_out))
-        return [*cell[6:13], cost, interactive, savings, uncached]
+            return acc[8] * _MILLION << (self.price_bits - self.bits)
+        (n_in, k_in), (n_out, k_out) = both
+        prompt = acc[2] + acc[4] + acc[5]
+        return (prompt * n_in << (self.price_bits - k_in)) + (acc[3] * n_out << (self.price_bits - k_out))
 
     def row(self, acc: list[int], row: dict[str, Any] | None = None) -> dict[str, Any]:
         """``Totals(...).row()`` from exact sums: the same keys in the same order, after ``row``'s."""
@@ -155,6 +164,42 @@ class _Scale:
             "total_savings_usd": uncached - cost,
             "cost_ratio_vs_uncached_interactive": cost / uncached if uncached else None,
         })  # fmt: skip
+        return out
+
+    def job_rows(self, groups: dict[tuple[str, ...], list[int]], caching: dict[str, Any]) -> list[dict[str, Any]]:
+        """``rows(groups, ("job_id", "phase", "model_alias", "mode"))`` plus each job's "caching".
+
+        The same dicts as ``row`` makes, written out as one display each: there is a row per job,
+        model and mode, tens of thousands of them.
+        """
+        den, uden = self.denominator, self.uncached_denominator
+        out = []
+        for key in sorted(groups):
+            acc = groups[key]
+            cost = acc[7] / den
+            uncached = self.uncached(key[2], acc) / uden
+            prompt = acc[2] + acc[4] + acc[5]
+            out.append({
+                "job_id": key[0],
+                "phase": key[1],
+                "model_alias": key[2],
+                "mode": key[3],
+                "requests": acc[0],
+                "succeeded": acc[1],
+                "input_tokens": acc[2],
+                "output_tokens": acc[3],
+                "cache_creation_input_tokens": acc[4],
+                "cache_read_input_tokens": acc[5],
+                "requests_with_cache_read": acc[6],
+                "cost_usd": cost,
+                "interactive_cost_usd": acc[8] / den,
+                "savings_usd": acc[9] / den,
+                "uncached_interactive_cost_usd": uncached,
+                "cache_hit_rate": acc[5] / prompt if prompt else None,
+                "total_savings_usd": uncached - cost,
+                "cost_ratio_vs_uncached_interactive": cost / uncached if uncached else None,
+                "caching": caching.get(key[0]),
+            })  # fmt: skip
         return out
 
     def rows(self, groups: dict[tuple[str, ...], list[int]], names: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -187,14 +232,29 @@ def summarize(
         ledger = read_summary(layout.ledger_file, save=True)
     cells = [cell for cell in ledger.cells if cell[2] not in exclude_phases]
     scale = _Scale(cells, config)
-    # Cells fold into jobs, and into (day, phase, model, mode), which folds into the rest.
+    # Cells fold into jobs, and into (day, phase, model, mode), which folds into the rest. The
+    # loop is written out (no call per cell): a summary holds tens of thousands of cells.
     by_job_acc: dict[tuple[str, ...], list[int]] = {}
     middle: dict[tuple[str, ...], list[int]] = {}
+    add = operator.add
+    bits = scale.bits
     for cell in cells:
-        day, job_id, phase, alias, model, mode = cell[:6]
-        values = scale.values(cell)
-        _into(by_job_acc, (job_id, phase, alias, mode), values)
-        _into(middle, (day, phase, alias, model, mode), values)
+        (m1, e1), (m2, e2), (m3, e3) = cell[13], cell[14], cell[15]  # as scale.values(cell)
+        values = [*cell[6:13], m1 << (e1 + bits), m2 << (e2 + bits), m3 << (e3 + bits)]
+        key = (cell[1], cell[2], cell[3], cell[5])
+        acc = by_job_acc.get(key)
+        if acc is None:
+            by_job_acc[key] = values
+        else:
+            acc[:] = map(add, acc, values)
+        at = (cell[0], cell[2], cell[3], cell[4], cell[5])
+        acc = middle.get(at)
+        if acc is None:
+            middle[at] = values.copy()  # by_job_acc may add into ``values`` itself
+        else:
+            acc[:] = map(add, acc, values)
+    for (_day, _phase, alias, _model, _mode), values in middle.items():
+        values.append(scale.uncached(alias, values))
     total = [0] * 11
     by_day: dict[tuple[str, ...], list[int]] = {}
     by_phase: dict[tuple[str, ...], list[int]] = {}
@@ -208,11 +268,10 @@ def summarize(
         _into(by_mode, (mode,), values)
     if jobs is None:
         jobs, _ = read_queue(layout)
-    by_job = scale.rows(by_job_acc, ("job_id", "phase", "model_alias", "mode"))
-    known = {j.id: j for j in jobs}
-    for row in by_job:
-        job = known.get(row["job_id"])
-        row["caching"] = job.cache.model_dump() if job is not None and job.cache is not None else None
+    known = {j.id: j.cache.model_dump() for j in jobs if j.cache is not None}
+    by_job = scale.job_rows(by_job_acc, known)
+    older = _older(by_job_acc, total, scale)
+    older_jobs = None if older is None else scale.row(older[2], {"jobs": older[0], "rows": older[1]})
     # Built here from exact sums and known types: constructed, not validated again row by row.
     return CostSummary.model_construct(
         totals=scale.row(total),
@@ -223,4 +282,22 @@ def summarize(
         by_job=by_job,
         ledger_problems=list(ledger.problems),
         ledger_problem_count=ledger.problem_count,
+        older_jobs=older_jobs,
     )
+
+
+def _older(
+    by_job: dict[tuple[str, ...], list[int]], total: list[int], scale: _Scale
+) -> tuple[int, int, list[int]] | None:
+    """(jobs, rows, exact sums) of the jobs older than the JOBS_SHOWN most recent, if there are any."""
+    ids = sorted({key[0] for key in by_job})
+    if len(ids) <= JOBS_SHOWN:
+        return None
+    recent = frozenset(ids[-JOBS_SHOWN:])
+    rest = list(total)  # every cell is in one job's rows: the older ones are the total less the recent
+    rows = len(by_job)
+    for key, acc in by_job.items():
+        if key[0] in recent:
+            rest[:] = map(operator.sub, rest, [*acc, scale.uncached(key[2], acc)])
+            rows -= 1
+    return len(ids) - JOBS_SHOWN, rows, rest

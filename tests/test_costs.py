@@ -43,7 +43,7 @@ from batch_ops.ledger import (
 )
 from batch_ops.markdown import cell
 from batch_ops.paths import Layout
-from batch_ops.phases.cost_report import _key_cell, _plain, json_indented, render
+from batch_ops.phases.cost_report import _key_cell, json_indented, plain_summary, render
 from batch_ops.queue import JobRecord
 
 # -- the former implementation, the reference -------------------------------------------------
@@ -233,7 +233,7 @@ def test_report_from_the_summary_is_the_full_scan_report(tmp_path: Path, seed: i
         old = full_scan_summarize(layout, config, jobs=jobs, exclude_phases=exclude)
         new = summarize(layout, config, jobs=jobs, exclude_phases=exclude)
         assert old.totals["requests"] > 1000
-        _same_numbers(_plain(new), old.model_dump(mode="json"))
+        _same_numbers(plain_summary(new), old.model_dump(mode="json"))
         _same_text(render(new, None, None), render(old, None, None))
         assert new.ledger_problem_count == len(old.ledger_problems)
         # Exact: the float nearest the true sum of the lines' own floats.
@@ -248,7 +248,7 @@ def test_report_from_the_summary_is_the_full_scan_report(tmp_path: Path, seed: i
     summary_path(layout.ledger_file).unlink()
     rebuilt = summarize(layout, config, jobs=jobs)
     assert summary_path(layout.ledger_file).exists()  # the report saved the rebuild for next time
-    assert json_indented(_plain(kept)) == json_indented(_plain(rebuilt))
+    assert json_indented(plain_summary(kept)) == json_indented(plain_summary(rebuilt))
     assert kept.model_dump() == rebuilt.model_dump()
 
 
@@ -319,3 +319,68 @@ def test_the_summary_file_round_trips_whatever_the_ids_hold(tmp_path: Path) -> N
     assert len(stored.cells) > 4
     assert not stored.problems  # braces, 7 header lines, "problems": [], each list's brackets, an entry a line
     assert text.count("\n") == 2 + 7 + 1 + (2 + len(stored.groups)) + (2 + len(stored.cells))
+
+
+def test_json_indented_lays_out_runs_of_rows_as_json_dumps() -> None:
+    tricky = ["a, ", '}, {"', "\x00", ",\x00", "\x01", "},\x00{", "é\u2028", "\\", '"']
+    rows: list[Any] = [{t: t, "n": i, "f": i / 3, "b": i % 2 == 0, "z": None} for i, t in enumerate(tricky)]
+    data = {
+        "rows": rows,
+        "mixed": [rows[0], {"nested": {"a": [1]}}, rows[1], {}, rows[2], [rows[3]], 5, rows[4], rows[5]],
+        "keys": [{1: "a", None: 2, 2.5: True, False: "x"}, {"k": float("nan")}],
+        "one": [rows[0]],
+        "same": [{"k": t, "n": i, "f": i / 7, "z": None, "s": t * 2} for i, t in enumerate(tricky)],
+        "same_one_key": [{"k": t} for t in tricky],
+        "same_then_not": [{"k": 1, "j": 2}, {"k": 3, "j": 4}, {"j": 5, "k": 6}, {"k": 1, "j": 2}],
+    }
+    assert json_indented(data) == json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def test_the_markdown_lists_the_recent_jobs_and_sums_the_older_ones(tmp_path: Path) -> None:
+    """Past JOBS_SHOWN jobs, one row stands for the older ones (exact sums); the JSON lists every job."""
+    from batch_ops.costs import JOBS_SHOWN
+
+    layout = Layout(tmp_path)
+    layout.ops_dir.mkdir()
+    config = _config()
+    n_jobs = JOBS_SHOWN + 70
+    lines = [
+        x.model_copy(update={"job_id": f"job-{i % n_jobs:04d}"})
+        for i, x in enumerate(_lines(random.Random(5), config, 4000))
+    ]
+    append_lines(layout.ledger_file, lines)
+    new = summarize(layout, config, jobs=_jobs())
+    old = full_scan_summarize(layout, config, jobs=_jobs())
+    assert len({r["job_id"] for r in new.by_job}) == n_jobs
+    _same_numbers(plain_summary(new), old.model_dump(mode="json"))
+    text = render(new, None, None)
+    _same_text(text, render(old, None, None))  # the old summary's older row: summed from its rows
+    section = text.split("## By job")[1].split("\n## ")[0]
+    recent = [f"job-{k:04d}" for k in range(n_jobs - JOBS_SHOWN, n_jobs)]
+    assert f"The {JOBS_SHOWN} most recent of {n_jobs} jobs" in section and "`cost.json`" in section
+    shown = {row.split(" | ")[0].removeprefix("| ") for row in section.split("\n") if row.startswith("| job-")}
+    assert shown == set(recent)
+    older_lines = [x for x in lines if x.job_id not in recent]
+    older = new.older_jobs
+    assert older is not None and older["jobs"] == n_jobs - JOBS_SHOWN and older["requests"] == len(older_lines)
+    assert older["cost_usd"] == float(sum(Fraction(x.cost_usd) for x in older_lines))
+
+    def uncached(x: LedgerLine) -> Fraction:
+        try:
+            price = config.price(x.model_alias)
+        except ConfigError:
+            return Fraction(x.interactive_cost_usd)
+        prompt = x.input_tokens + x.cache_creation_input_tokens + x.cache_read_input_tokens
+        tokens_out = x.output_tokens * Fraction(price.output_usd_per_mtok)
+        return (prompt * Fraction(price.input_usd_per_mtok) + tokens_out) / 10**6
+
+    assert older["uncached_interactive_cost_usd"] == float(sum(map(uncached, older_lines)))
+    assert new.totals["uncached_interactive_cost_usd"] == float(sum(map(uncached, lines)))
+    last = tuple(new.by_job[-1][k] for k in JOB_KEY)
+    in_last = [x for x in lines if tuple(getattr(x, k) for k in JOB_KEY) == last]
+    assert new.by_job[-1]["uncached_interactive_cost_usd"] == float(sum(map(uncached, in_last)))
+    first_row = next(row for row in section.split("\n") if row.startswith("| older jobs"))
+    assert first_row.startswith(f"| older jobs ({n_jobs - JOBS_SHOWN}) |") and f"| {len(older_lines)} |" in first_row
+    assert "older_jobs" not in plain_summary(new) and "older_jobs" not in new.model_dump(mode="json")
+    # _jobs() gives caching decisions to jobs 0, 6, 12, ..., 36: all older than the ones listed.
+    assert "- and 7 older job(s) with a caching decision, listed in `cost.json`" in text

@@ -88,6 +88,9 @@ def test_cycle_runs_all_four_phases_and_refines_only_the_sections_it_owns(
     assert totals["cost_usd"] < 0.5 * totals["uncached_interactive_cost_usd"]
     report = cli(sample_repo, "report", "--json")
     data = json.loads(report.out)
+    # Laid out as json.dumps(indent=2) lays out the summary's model_dump (JSON mode), keys in that order.
+    assert report.out == json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    assert list(data) == [*summarize(layout, load_config(sample_repo)).model_dump(mode="json"), "budget", "report_path"]
     assert report.code == 0 and data["totals"]["requests"] == sum(j.request_count for j in jobs)
     assert {r["mode"] for r in data["by_mode"]} == {"batch", "interactive"}  # the cost report alone is under 5
 

@@ -8,13 +8,19 @@ ledger since the last one (its own lines would otherwise make every run look new
 
 The chart is a Mermaid ``xychart-beta`` (GitHub renders it): bars are the cost per day, the line
 is the saving per day against the same tokens run interactively without a cache.
+
+The Markdown's per-job table lists the ``costs.JOBS_SHOWN`` most recent jobs; a first row sums the
+older ones (exact sums, from the ledger summary's cells) and says how many it stands for. The
+JSON twin, ``reports/cost.json``, and ``batch-ops report --json`` list every job.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
+import math
 import re
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
@@ -23,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from batch_ops import budget
 from batch_ops.config import Config
-from batch_ops.costs import CostSummary, summarize
+from batch_ops.costs import JOBS_SHOWN, CostSummary, summarize
 from batch_ops.ledger import read_summary
 from batch_ops.markdown import cell, inline
 from batch_ops.paths import Layout
@@ -40,7 +46,7 @@ from batch_ops.phases.base import (
 )
 from batch_ops.phases.io import iter_settled, write_report
 from batch_ops.phases.prompts import routed_alias, structured_params, system_blocks
-from batch_ops.queue import JobRecord, iso, read_queue, utcnow
+from batch_ops.queue import TERMINAL, JobGlance, JobRecord, iso, read_jobs_where, read_queue, utcnow
 
 PHASE = "cost-report"
 MAX_DAYS_SENT = 31
@@ -290,9 +296,25 @@ def render(summary: CostSummary, state: budget.BudgetState | None, analysis: tup
         ("By mode", summary.by_mode, ("mode",)),
     ):
         lines += [f"## {title}", "", *_table(rows, keys), ""]
-    lines += ["## By job", "", *_table(summary.by_job, ("job_id", "phase", "model_alias", "mode")), ""]
-    decided = [r for r in summary.by_job if r.get("caching")]
-    if decided:
+    shown, older = _recent_jobs(summary)
+    # Caching decisions of the jobs not listed: counted, not shown (cost.json has each).
+    hidden = summary.by_job[: len(summary.by_job) - len(shown)]
+    unlisted_decided = len({r["job_id"] for r in hidden if r.get("caching")})
+    lines += ["## By job", ""]
+    if older is not None:
+        lines += [
+            f"The {JOBS_SHOWN} most recent of {older['jobs'] + JOBS_SHOWN:,} jobs; the first row sums the "
+            f"{older['jobs']:,} older ones ({older['rows']:,} rows), which `cost.json` next to this report "
+            "lists one by one.",
+            "",
+        ]
+        shown = [
+            {**older, "job_id": f"older jobs ({older['jobs']:,})", "phase": "", "model_alias": "", "mode": ""},
+            *shown,
+        ]
+    lines += [*_table(shown, ("job_id", "phase", "model_alias", "mode")), ""]
+    decided = [r for r in shown if r.get("caching")]
+    if decided or unlisted_decided:
         lines += ["### Caching decisions", ""]
         for r in decided:
             c = r["caching"]
@@ -300,6 +322,8 @@ def render(summary: CostSummary, state: budget.BudgetState | None, analysis: tup
             lines.append(
                 f"- {inline(r['job_id'])}: {state_text} — {inline(c['reason'])}; hit rate {_pct(r['cache_hit_rate'])}"
             )
+        if unlisted_decided:
+            lines.append(f"- and {unlisted_decided:,} older job(s) with a caching decision, listed in `cost.json`")
         lines.append("")
     if analysis is not None:
         job_id, as_of, a = analysis
@@ -323,6 +347,52 @@ def render(summary: CostSummary, state: budget.BudgetState | None, analysis: tup
     return "\n".join(lines)
 
 
+def _recent_jobs(summary: CostSummary) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The rows of the JOBS_SHOWN most recent jobs, and the older jobs' sums (None: none older)."""
+    rows = summary.by_job
+    recent: set[str] = set()
+    start = len(rows)
+    while start > 0 and (rows[start - 1]["job_id"] in recent or len(recent) < JOBS_SHOWN):
+        start -= 1
+        recent.add(rows[start]["job_id"])
+    if start == 0:
+        return rows, None
+    if summary.older_jobs is not None:
+        return rows[start:], summary.older_jobs
+    # A summary not made by ``costs.summarize``: the older rows' figures summed here, each
+    # correctly rounded (fsum), not from the exact cells.
+    older = rows[:start]
+    sums = {k: math.fsum(r[k] for r in older) for k in _SUMMED}
+    prompt = sums["input_tokens"] + sums["cache_creation_input_tokens"] + sums["cache_read_input_tokens"]
+    uncached = sums["uncached_interactive_cost_usd"]
+    return rows[start:], {
+        "jobs": len({r["job_id"] for r in older}),
+        "rows": len(older),
+        **{k: int(v) if k in _COUNTED else v for k, v in sums.items()},
+        "cache_hit_rate": sums["cache_read_input_tokens"] / prompt if prompt else None,
+        "total_savings_usd": uncached - sums["cost_usd"],
+        "cost_ratio_vs_uncached_interactive": sums["cost_usd"] / uncached if uncached else None,
+    }
+
+
+_COUNTED = (
+    "requests", "succeeded", "input_tokens", "output_tokens", "cache_creation_input_tokens",
+    "cache_read_input_tokens", "requests_with_cache_read",
+)  # fmt: skip
+_SUMMED = (*_COUNTED, "cost_usd", "interactive_cost_usd", "savings_usd", "uncached_interactive_cost_usd")
+
+
+def _matters(job: JobGlance) -> bool:
+    # What the report reads from a job: a cost report's analysis, a live job's reserve in the
+    # budget, a caching decision. A finished job without one adds nothing to it.
+    return job.phase == PHASE or job.status not in TERMINAL or job.cache is not None
+
+
+def report_jobs(layout: Layout) -> list[JobRecord]:
+    """The queue's jobs the report uses (``_matters``): the others are only glanced at, not built."""
+    return read_jobs_where(layout, _matters)
+
+
 def report_data(
     layout: Layout, config: Config, jobs: list[JobRecord] | None = None
 ) -> tuple[CostSummary, budget.BudgetState | None]:
@@ -333,7 +403,7 @@ def report_data(
     return summarize(layout, config, jobs=jobs, ledger=ledger), budget.state(config, layout, jobs, ledger=ledger)
 
 
-def _plain(summary: CostSummary) -> dict[str, Any]:
+def plain_summary(summary: CostSummary) -> dict[str, Any]:
     """``summary.model_dump(mode="json")`` without copying 40,000 rows that are plain JSON already."""
     return {
         "totals": summary.totals,
@@ -355,7 +425,7 @@ def write_cost_report(
     """Write reports/cost.md and cost.json; ``data`` is ``report_data``'s answer when the caller has it."""
     summary, state = data if data is not None else report_data(layout, config)
     numbers = {
-        **_plain(summary),
+        **plain_summary(summary),
         "budget": state.model_dump() if state is not None else None,
         "analysis": {"job_id": analysis[0], "as_of": analysis[1], **analysis[2].model_dump()} if analysis else None,
     }
@@ -396,6 +466,57 @@ def json_indented(data: Any) -> str:
     return "".join(parts)
 
 
+# Raw control characters never occur in json's output (it escapes them inside strings), so these
+# separators mark the structure only, and are replaced by the layout's newlines afterwards.
+_encode_marked = json.JSONEncoder(ensure_ascii=False, separators=(",\x00", ": ")).encode
+
+
+def _same_key_rows(rows: list[Any] | tuple[Any, ...], out: list[str], newline: str) -> bool:
+    """Lay out ``rows`` if they are all flat dicts with the same str keys in the same order (a report's).
+
+    Then only their values are encoded, as one flat list with a comma and a NUL between items
+    (raw control characters never occur in json's output), so splitting there gives each value's
+    text; the keys, encoded once, go back in between. False, with nothing written, otherwise.
+    """
+    first = rows[0]
+    if type(first) is not dict or not first:
+        return False
+    keys = tuple(first)
+    if not all(type(k) is str for k in keys) or not all(type(r) is dict and tuple(r) == keys for r in rows):
+        return False
+    values = [v for r in rows for v in r.values()]
+    if not _SCALARS.issuperset(map(type, values)):
+        return False
+    inner = newline + "  "
+    tokens = _encode_marked(values)[1:-1].split(",\x00")
+    names = [_encode_scalar(k) + ": " for k in keys]
+    prefixes = [newline + "}," + newline + "{" + inner + names[0], *("," + inner + name for name in names[1:])]
+    out.append("{" + inner + names[0] + tokens[0])
+    keyed = itertools.islice(itertools.cycle(prefixes), 1, None)  # endless: the values end the zip
+    out.append("".join(itertools.chain.from_iterable(zip(keyed, itertools.islice(tokens, 1, None), strict=False))))
+    out.append(newline + "}")
+    return True
+
+
+def _rows(rows: list[dict[str, Any]], out: list[str], newline: str) -> None:
+    """Flat dicts, consecutive items of a list, laid out as json.dumps(indent=2) does, in one C call.
+
+    The rows are encoded compactly with a comma and a NUL between items; they hold no
+    containers, so "}", comma, NUL, "{" falls only between rows and every other comma and NUL
+    between a row's items; each becomes the newline and indent it stands for.
+    """
+    if _same_key_rows(rows, out, newline):
+        return
+    inner = newline + "  "
+    text = _encode_marked(rows)[2:-2]
+    text = (
+        text.replace("},\x00{", "\x01")
+        .replace(",\x00", "," + inner)
+        .replace("\x01", newline + "}," + newline + "{" + inner)
+    )
+    out.append("{" + inner + text + newline + "}")
+
+
 def _layout(value: Any, out: list[str], newline: str) -> None:
     kind = type(value)
     if kind is dict:
@@ -423,10 +544,28 @@ def _layout(value: Any, out: list[str], newline: str) -> None:
             return
         inner = newline + "  "
         sep = "[" + inner
+        if len(value) > 1:
+            out.append(sep)
+            if _same_key_rows(value, out, inner):  # the whole list in one go: no check per item
+                out.append(newline + "]")
+                return
+            out.pop()
+        run: list[Any] = []  # consecutive rows (flat dicts), laid out together
         for item in value:
+            if type(item) is dict and item and _SCALARS.issuperset(map(type, item.values())):
+                run.append(item)
+                continue
+            if run:
+                out.append(sep)
+                sep = "," + inner
+                _rows(run, out, inner)
+                run = []
             out.append(sep)
             sep = "," + inner
             _layout(item, out, inner)
+        if run:
+            out.append(sep)
+            _rows(run, out, inner)
         out.append(newline + "]")
     elif kind in _SCALARS:
         out.append(_encode_scalar(value))
