@@ -76,10 +76,11 @@ class Candidate:
 class Params:
     per_ticket: int = 5
     min_score: float = 0.0
-    vector_terms: int = 24  # terms kept per ticket vector (its heaviest), the score is exact over them
-    pool: int = 30  # candidates per ticket re-scored exactly after the cheap retrieval product
+    vector_terms: int = 24  # terms per retrieval vector (the heaviest, sqrt(tf) weights)
+    pool: int = 60  # candidates per ticket, by the retrieval product, that the scoring vectors rank
     index_terms: int = 0  # 0: chosen from ``work_budget``; else the heaviest terms each ticket is indexed under
-    work_budget: float = 1.5e9  # multiply-adds the retrieval product may cost (see ``_index_depth``)
+    score_terms: int = 48  # terms per scoring vector (log(1 + tf) weights)
+    work_budget: float = 2.0e9  # multiply-adds the retrieval product may cost (see ``_index_depth``)
 
 
 _STEM_CACHE: dict[str, str] = {}
@@ -130,6 +131,7 @@ class _Index:
     vocab: list[str]
     vectors: sp.csr_matrix  # ticket x term, float32, L2-normalised, truncated to vector_terms
     depth: npt.NDArray[np.int32]  # each stored weight's rank within its ticket (0 = heaviest)
+    scoring: sp.csr_matrix  # the vectors that rank a ticket's pool (``Params.score_terms``)
 
 
 def _build_tokens(docs: Iterable[tuple[str, list[str]]], params: Params) -> _Index:
@@ -155,7 +157,25 @@ def _build_tokens(docs: Iterable[tuple[str, list[str]]], params: Params) -> _Ind
     np.cumsum(sizes, out=starts[1:])
     df = np.bincount(terms, minlength=width)
     idf = np.log((n + 1) / (df + 1.0)) + 1.0
-    v = params.vector_terms
+    vectors, depth = _vectors(terms, np.sqrt(tfs) * idf[terms], starts, params.vector_terms, width)
+    # The pool is ranked by longer vectors with log(1 + tf): measured better than sqrt(tf) at 24
+    # terms (see the module docstring), and too costly to retrieve with, but cheap to score a pool.
+    scoring, _ = _vectors(terms, np.log1p(tfs.astype(np.float64)) * idf[terms], starts, params.score_terms, width)
+    return _Index(ids=ids, vocab=list(term_id), vectors=vectors, depth=depth, scoring=scoring)
+
+
+def _vectors(
+    terms: npt.NDArray[np.int32],
+    weights: npt.NDArray[np.float64],
+    starts: npt.NDArray[np.int64],
+    v: int,
+    width: int,
+) -> tuple[sp.csr_matrix, npt.NDArray[np.int32]]:
+    """Each ticket's ``v`` heaviest terms, L2-normalised, as a CSR row (columns in term order), and
+    each stored weight's rank within its ticket; a chunk of tickets at a time, so the temporaries
+    stay small."""
+    n = len(starts) - 1
+    sizes = np.diff(starts)
     kept = np.minimum(sizes, v)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(kept, out=indptr[1:])
@@ -166,10 +186,7 @@ def _build_tokens(docs: Iterable[tuple[str, list[str]]], params: Params) -> _Ind
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
         a, b = int(starts[lo]), int(starts[hi])
-        t = terms[a:b]
-        # sqrt(tf): repetition still counts, but a ticket's subject (its noun, said ten times)
-        # no longer outweighs everything else it says (see the module docstring).
-        w = np.sqrt(tfs[a:b].astype(np.float64)) * idf[t]
+        t, w = terms[a:b], weights[a:b]
         owner = np.repeat(np.arange(hi - lo), sizes[lo:hi])
         # Heaviest first within each ticket; the stable sort keeps first-seen order on ties.
         order = np.lexsort((-w, owner))
@@ -186,8 +203,7 @@ def _build_tokens(docs: Iterable[tuple[str, list[str]]], params: Params) -> _Ind
         indices[out] = t[keep]
         data[out] = kw / norms[owner[keep]]
         depth[out] = kept_rank
-    vectors = sp.csr_matrix((data, indices, indptr), shape=(n, max(1, width)))
-    return _Index(ids=ids, vocab=list(term_id), vectors=vectors, depth=depth)
+    return sp.csr_matrix((data, indices, indptr), shape=(n, max(1, width))), depth
 
 
 def _index_depth(index: _Index, params: Params) -> int:
@@ -218,7 +234,7 @@ def _candidate_pairs(docs: Iterable[tuple[str, list[str]]], params: Params) -> l
     n = len(index.ids)
     if n < 2:
         return []
-    x = index.vectors
+    x, z = index.vectors, index.scoring
     m = _index_depth(index, params)
     if m < params.vector_terms:
         # Copies: eliminate_zeros works in place and must not touch the vectors' arrays.
@@ -237,29 +253,26 @@ def _candidate_pairs(docs: Iterable[tuple[str, list[str]]], params: Params) -> l
     for lo in range(0, n, block):
         hi = min(n, lo + block)
         hits = (x[lo:hi] @ lookup).tocsr()
-        owner = np.repeat(np.arange(hi - lo), np.diff(hits.indptr))
-        mask = hits.indices != owner + lo  # a ticket is not its own candidate
-        cols, vals = hits.indices[mask], hits.data[mask]
-        ip = np.searchsorted(owner[mask], np.arange(hi - lo + 1))
-        del hits, owner, mask
-        rows_out: list[npt.NDArray[np.int64]] = []
-        cols_out: list[npt.NDArray[np.int32]] = []
-        for r in range(hi - lo):
+        ip, cols, vals = hits.indptr, hits.indices, hits.data
+        # One more than the pool: a ticket usually meets itself (dropped below, with numpy).
+        room = pool + 1
+        picked: list[npt.NDArray[np.int32]] = []
+        sizes = np.minimum(np.diff(ip), room)
+        for r in np.flatnonzero(sizes).tolist():
             a, b = int(ip[r]), int(ip[r + 1])
-            if b - a > pool:
-                sel = np.argpartition(vals[a:b], b - a - pool)[b - a - pool :] + a
-                cols_out.append(cols[sel])
-            elif b > a:
-                cols_out.append(cols[a:b])
+            if b - a > room:
+                picked.append(cols[np.argpartition(vals[a:b], b - a - room)[b - a - room :] + a])
             else:
-                continue
-            rows_out.append(np.full(len(cols_out[-1]), lo + r, dtype=np.int64))
-        if not rows_out:
+                picked.append(cols[a:b])
+        del hits, ip, cols, vals
+        if not picked:
             continue
-        mine = np.concatenate(rows_out)
-        other = np.concatenate(cols_out).astype(np.int64)
+        mine = np.repeat(np.arange(lo, hi, dtype=np.int64), sizes)
+        other = np.concatenate(picked).astype(np.int64)
+        not_self = mine != other
+        mine, other = mine[not_self], other[not_self]
         # The exact score over the truncated vectors, for the pool only.
-        exact = np.asarray(x[mine].multiply(x[other]).sum(axis=1), dtype=np.float32).ravel()
+        exact = np.asarray(z[mine].multiply(z[other]).sum(axis=1), dtype=np.float32).ravel()
         ok = exact > params.min_score
         mine, other, exact = mine[ok], other[ok], exact[ok]
         # Each ticket's k best: sort by (ticket, -score) and keep the first k of each run.
@@ -296,7 +309,7 @@ def _candidate_pairs(docs: Iterable[tuple[str, list[str]]], params: Params) -> l
 def _shared_terms(index: _Index, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64], most: int = 6) -> list[list[int]]:
     """Per pair, the shared terms with the largest weight products, heaviest first."""
     result: list[list[int]] = [[] for _ in range(len(a))]
-    x = index.vectors
+    x = index.scoring
     step = 200_000
     for lo in range(0, len(a), step):
         prod = x[a[lo : lo + step]].multiply(x[b[lo : lo + step]]).tocsr()
