@@ -82,7 +82,7 @@ class Params:
     per_ticket: int = 5
     min_score: float = 0.0
     vector_terms: int = 24  # terms per retrieval vector (the heaviest, sqrt(tf) weights)
-    pool: int = 60  # candidates per ticket, by the retrieval product, that the scoring vectors rank
+    pool: int = 100  # candidates per ticket, by the retrieval product, that the scoring vectors rank
     index_terms: int = 0  # 0: chosen from ``work_budget``; else the heaviest terms each ticket is indexed under
     score_terms: int = 48  # terms per scoring vector (log(1 + tf) weights)
     work_budget: float = 2.0e9  # multiply-adds the retrieval product may cost (see ``_index_depth``)
@@ -117,12 +117,16 @@ def tokens(text: str) -> list[str]:
 
 
 def ticket_text(ticket: Ticket) -> str:
-    """Title, Context, Description, Affected Files and the acceptance criteria (without their
-    ``- [ ] AC-n:`` prefixes): the sections the model judging a pair is shown."""
+    """Title, Context, Description, Affected Files, the acceptance criteria (without their
+    ``- [ ] AC-n:`` prefixes) and the verification commands. The commands name the directories the
+    work touches, like Affected Files, and a ticket without that table usually still has them: at
+    100,000 tickets they are what tells a twin from the same topic in another module (see the
+    module docstring)."""
     criteria = "\n".join(_AC_PREFIX.sub("", line) for line in ticket.acceptance_criteria())
+    commands = "\n".join(ticket.verification_commands())
     return (
         f"{ticket.title}\n{ticket.section('Context') or ''}\n{ticket.section('Description') or ''}\n"
-        f"{ticket.section('Affected Files') or ''}\n{criteria}"
+        f"{ticket.section('Affected Files') or ''}\n{criteria}\n{commands}"
     )
 
 
