@@ -1,8 +1,9 @@
 """Zero-token duplicate candidates: top-K cosine by sparse matrix products (numpy, scipy).
 
 Text: the title, Context, Description, Affected Files and acceptance criteria (what the model
-judging a pair sees). Lower-cased words and numbers, English stop words and ticket boilerplate
-out, a light suffix stemmer so that "invoices" meets "invoice". Never all pairs.
+judging a pair sees), and the verification commands (``ticket_text``). Lower-cased words and
+numbers, English stop words and ticket boilerplate out, a light suffix stemmer so that "invoices"
+meets "invoice". Never all pairs.
 
 Each ticket gets two L2-normalised TF-IDF vectors (smoothed IDF), built with numpy a chunk of
 tickets at a time: a *retrieval* vector, its ``vector_terms`` (24) heaviest terms weighted
@@ -10,7 +11,7 @@ sqrt(tf)·idf, and a *scoring* vector, its ``score_terms`` (48) heaviest weighte
 Retrieval is a sparse product, a block of tickets' retrieval vectors (a few hundred to 4,096 rows,
 so that a block's product holds about ``_BLOCK_NNZ`` values) times an inverted index (term x
 ticket, CSR) in which every ticket is listed under its ``m`` heaviest terms only. That partial
-cosine picks each ticket's ``pool`` (60) best others (``argpartition`` per row); those are ranked
+cosine picks each ticket's ``pool`` (100) best others (``argpartition`` per row); those are ranked
 by the cosine of the scoring vectors, and the ticket keeps its ``per_ticket`` best above
 ``min_score``. The pair list is the union, each pair once, best first, with the shared terms
 whose weight products are largest.
@@ -28,9 +29,11 @@ talking about the same things (nouns, numbers, names, files), so repetition is s
 raw tf a ticket's subject, said ten times, outweighs everything else, and in a large backlog
 hundreds of tickets share a subject. Exact top-5 recall over all 100,000 tickets (no retrieval
 step at all) is 0.956 with 24-term sqrt(tf) vectors, 0.980 with 48 terms, 0.982 untruncated and
-0.988 with 48-term log(1 + tf) vectors: the longer vectors carry the details (customer, edition,
-numbers) that tell a twin from the same topic in another edition. They cost too much to retrieve
-with (the product doubles), but scoring a pool of 60 with them is cheap.
+0.988 with 48-term log(1 + tf) vectors, and 0.996 (top 10: 1.000) once the verification commands
+are in the text: the longer vectors carry the details (customer, edition, numbers) and the
+commands the module path that tell a twin from the same topic in another edition. Longer vectors
+cost too much to retrieve with (the product doubles), but scoring a pool of 100 with them is
+cheap. With the retrieval step the whole reaches 0.994 at 100,000 tickets, 1.000 at 10,000.
 """
 
 from __future__ import annotations
