@@ -224,7 +224,7 @@ def _index_depth(index: _Index, params: Params) -> int:
     The product's cost is the sum over terms of (tickets whose vector holds it) x (tickets indexed
     under it); common terms make it quadratic. Indexing every ticket under only its heaviest terms
     keeps that bounded while a reworded twin, which shares the rare, heavy terms, is still met; the
-    score that ranks the pool is then exact over the whole truncated vectors."""
+    pool it yields is then ranked by the scoring vectors."""
     if params.index_terms:
         return params.index_terms
     x = index.vectors
@@ -283,7 +283,7 @@ def _candidate_pairs(docs: Iterable[tuple[str, list[str]]], params: Params) -> l
         other = np.concatenate(picked).astype(np.int64)
         not_self = mine != other
         mine, other = mine[not_self], other[not_self]
-        # The exact score over the truncated vectors, for the pool only.
+        # The scoring cosine (``score_terms``, log(1 + tf)), for the pool only.
         exact = np.asarray(z[mine].multiply(z[other]).sum(axis=1), dtype=np.float32).ravel()
         ok = exact > params.min_score
         mine, other, exact = mine[ok], other[ok], exact[ok]
@@ -343,8 +343,8 @@ def candidate_pairs(docs: Iterable[tuple[str, str]], params: Params | None = Non
 
 def candidate_pairs_tokens(docs: Iterable[tuple[str, list[str]]], params: Params | None = None) -> list[Candidate]:
     """``candidate_pairs`` over tokenised ``docs`` (id, tokens)."""
-    # The index holds a dict per ticket and a list per key, all alive until the end and none in
-    # a reference cycle: the collector's passes over them would be pure cost.
+    # The first pass builds a Counter per ticket and the term dictionary, and the end a Candidate
+    # per pair, none in a reference cycle: the collector's passes over them would be pure cost.
     with gc_paused():
         return _candidate_pairs(docs, params or Params())
 
