@@ -1,44 +1,52 @@
-"""Zero-token duplicate candidates: sparse TF-IDF over the sections a duplicate shares.
+"""Zero-token duplicate candidates: top-K cosine by sparse matrix products (numpy, scipy).
 
 Text: the title, Context, Description, Affected Files and acceptance criteria (what the model
-judging a pair sees). Never all pairs. Each ticket is reduced to a signature, its
-``signature_terms`` heaviest terms that some other ticket shares, and the signature to keys: every
-pair of its terms. Tickets that share a key share two heavy terms, which is far more specific than
-one shared word, so key posting lists stay short. Per ticket, the pairs of its ``query_terms``
-heaviest terms are looked up (a few more than it is indexed under, so a reworded twin whose own
-top terms came out in another order is still met), an inverted index over keys counts (in C, with
-``Counter.update``) how many keys each other ticket shares; the ``pool`` best of those are
-re-scored by the dot product of their TF-IDF vectors (L2-normalised, truncated to
-``vector_terms``), and the ticket keeps its ``per_ticket`` best above ``min_score``. The pair list
-is the union, each pair once. A ticket that finds fewer than ``pool`` others through pair keys
-also looks through its single terms (this is what small backlogs rely on).
+judging a pair sees), and the verification commands (``ticket_text``). Lower-cased words and
+numbers, English stop words and ticket boilerplate out, a light suffix stemmer so that "invoices"
+meets "invoice". Never all pairs.
 
-The work per ticket is bounded, so the whole stays near linear: a key or term whose posting list
-is longer than ``max_postings`` is too common to tell tickets apart at this scale and is skipped.
+Each ticket gets two L2-normalised TF-IDF vectors (smoothed IDF), built with numpy a chunk of
+tickets at a time: a *retrieval* vector, its ``vector_terms`` (24) heaviest terms weighted
+sqrt(tf)·idf, and a *scoring* vector, its ``score_terms`` (48) heaviest weighted log(1 + tf)·idf.
+Retrieval is a sparse product, a block of tickets' retrieval vectors (a few hundred to 4,096 rows,
+so that a block's product holds about ``_BLOCK_NNZ`` values) times an inverted index (term x
+ticket, CSR) in which every ticket is listed under its ``m`` heaviest terms only. That partial
+cosine picks each ticket's ``pool`` (100) best others (``argpartition`` per row); those are ranked
+by the cosine of the scoring vectors, and the ticket keeps its ``per_ticket`` best above
+``min_score``. The pair list is the union, each pair once, best first, with the shared terms
+whose weight products are largest.
 
-Lower-cased words and numbers, English stop words and ticket boilerplate out, a light suffix
-stemmer so that "invoices" meets "invoice". Term weights are sqrt(term frequency) times a smoothed
-IDF. A reworded duplicate keeps talking about the same things (the same nouns, numbers, names and
-files), so repetition is signal, but with raw tf a ticket's subject, repeated ten times, outweighs
-everything else: in a large backlog hundreds of tickets share a subject, and the twin that also
-shares the customer, the numbers and the details lost to them. On the labelled sets of
-``bench/duplicates_recall.py`` (see its .md), sqrt(tf) with Context and Affected Files beat raw
-tf and 1 + log tf, and the exact cosine of a planted pair is then usually, not always, the
-highest its tickets have (at 100,000 tickets the generator's repeated topics make near-identical
-tickets that are not labelled as pairs).
+The product costs sum over terms of (tickets whose retrieval vector holds it) x (tickets indexed
+under it): quadratic in the common terms. ``m`` is the largest of 24, 16, 12, 10, 8, 6 whose cost
+fits ``work_budget`` (2e9 multiply-adds): at 10,000 tickets it is 24, so the retrieval score is
+the exact cosine over every ticket; at 100,000 it is 12 (the exact product would be 5.7e9 and
+each ticket would meet 40 % of the others). A reworded twin shares its rare, heavy terms, so it
+is still met through the heaviest ones. This replaced pair-of-terms keys with a posting cap,
+whose pool by key count lost about one planted pair in ten at 100,000 tickets.
+
+Why these weights (``bench/duplicates_recall.md`` has the figures): a reworded duplicate keeps
+talking about the same things (nouns, numbers, names, files), so repetition is signal, but with
+raw tf a ticket's subject, said ten times, outweighs everything else, and in a large backlog
+hundreds of tickets share a subject. Exact top-5 recall over all 100,000 tickets (no retrieval
+step at all) is 0.956 with 24-term sqrt(tf) vectors, 0.980 with 48 terms, 0.982 untruncated and
+0.988 with 48-term log(1 + tf) vectors, and 0.996 (top 10: 1.000) once the verification commands
+are in the text: the longer vectors carry the details (customer, edition, numbers) and the
+commands the module path that tell a twin from the same topic in another edition. Longer vectors
+cost too much to retrieve with (the product doubles), but scoring a pool of 100 with them is
+cheap. With the retrieval step the whole reaches 0.994 at 100,000 tickets, 1.000 at 10,000.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import math
 import re
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from operator import mul
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from batch_ops.backlog import Ticket, gc_paused
 
@@ -76,11 +84,11 @@ class Candidate:
 class Params:
     per_ticket: int = 5
     min_score: float = 0.0
-    signature_terms: int = 7
-    query_terms: int = 9  # a ticket looks up the pairs of this many of its terms (see ``_hits``)
-    vector_terms: int = 24
-    pool: int = 45
-    max_postings: int = 0  # 0: chosen from the corpus size (see ``_postings_cap``)
+    vector_terms: int = 24  # terms per retrieval vector (the heaviest, sqrt(tf) weights)
+    pool: int = 100  # candidates per ticket, by the retrieval product, that the scoring vectors rank
+    index_terms: int = 0  # 0: chosen from ``work_budget``; else the heaviest terms each ticket is indexed under
+    score_terms: int = 48  # terms per scoring vector (log(1 + tf) weights)
+    work_budget: float = 2.0e9  # multiply-adds the retrieval product may cost (see ``_index_depth``)
 
 
 _STEM_CACHE: dict[str, str] = {}
@@ -112,101 +120,220 @@ def tokens(text: str) -> list[str]:
 
 
 def ticket_text(ticket: Ticket) -> str:
-    """Title, Context, Description, Affected Files and the acceptance criteria (without their
-    ``- [ ] AC-n:`` prefixes): the sections the model judging a pair is shown."""
+    """Title, Context, Description, Affected Files, the acceptance criteria (without their
+    ``- [ ] AC-n:`` prefixes) and the verification commands. The commands name the directories the
+    work touches, like Affected Files, and a ticket without that table usually still has them: at
+    100,000 tickets they are what tells a twin from the same topic in another module (see the
+    module docstring)."""
     criteria = "\n".join(_AC_PREFIX.sub("", line) for line in ticket.acceptance_criteria())
+    commands = "\n".join(ticket.verification_commands())
     return (
         f"{ticket.title}\n{ticket.section('Context') or ''}\n{ticket.section('Description') or ''}\n"
-        f"{ticket.section('Affected Files') or ''}\n{criteria}"
+        f"{ticket.section('Affected Files') or ''}\n{criteria}\n{commands}"
     )
+
+
+_INDEX_DEPTHS = (24, 16, 12, 10, 8, 6)
+_BLOCK_NNZ = 12_000_000  # retrieval products held at once (a block's rows times their hits)
 
 
 @dataclass
 class _Index:
     ids: list[str]
-    vocab: list[str] = field(default_factory=list)
-    vectors: list[dict[int, int]] = field(default_factory=list)  # weights scaled to 1.._SCALE
-    signatures: list[list[int]] = field(default_factory=list)
-    queries: list[list[int]] = field(default_factory=list)
-    pair_postings: dict[int, list[int]] = field(default_factory=dict)
-    term_postings: dict[int, list[int]] = field(default_factory=dict)
-
-
-_SCALE = 255
-_SCALE2 = float(_SCALE * _SCALE)
-
-
-def _postings_cap(n: int) -> int:
-    # Grows with the corpus up to a ceiling, so the work per ticket stays bounded.
-    return min(250, max(100, int(2.5 * math.sqrt(n))))
-
-
-def _pair_keys(sig: list[int], width: int) -> list[int]:
-    return [a * width + b if a < b else b * width + a for a, b in itertools.combinations(sig, 2)]
-
-
-def _build(docs: Iterable[tuple[str, str]], params: Params) -> _Index:
-    return _build_tokens(((doc_id, tokens(text)) for doc_id, text in docs), params)
+    vocab: list[str]
+    vectors: sp.csr_matrix  # ticket x term, float32, L2-normalised, truncated to vector_terms
+    depth: npt.NDArray[np.int32]  # each stored weight's rank within its ticket (0 = heaviest)
+    scoring: sp.csr_matrix  # the vectors that rank a ticket's pool (``Params.score_terms``)
 
 
 def _build_tokens(docs: Iterable[tuple[str, list[str]]], params: Params) -> _Index:
-    """Two passes that hold no text: term ids per ticket (compact arrays) and document frequencies
-    first, then each ticket's truncated vector. Weights are kept as integers 0..255 (CPython shares
-    those objects), since only the ranking of dot products matters."""
-    index = _Index(ids=[])
+    """Two passes: (term id, count) pairs per ticket and document frequencies, then each ticket's
+    truncated vector, computed with numpy a chunk of tickets at a time (no text is held)."""
+    ids: list[str] = []
     term_id: dict[str, int] = {}
-    sequences: list[array[int] | None] = []
-    df: Counter[int] = Counter()
+    setdefault = term_id.setdefault
+    keys: array[int] = array("I")
+    counts: array[int] = array("I")
+    lens: array[int] = array("I")
     for doc_id, toks in docs:
-        index.ids.append(doc_id)
-        seq = array("I", [term_id.setdefault(tok, len(term_id)) for tok in toks])
-        sequences.append(seq)
-        df.update(set(seq))
-    index.vocab = list(term_id)
+        ids.append(doc_id)
+        tf = Counter([setdefault(tok, len(term_id)) for tok in toks])
+        keys.extend(tf.keys())
+        counts.extend(tf.values())
+        lens.append(len(tf))
+    n, width = len(ids), len(term_id)
+    terms = np.frombuffer(keys, dtype=np.uint32).astype(np.int32) if keys else np.zeros(0, np.int32)
+    tfs = np.frombuffer(counts, dtype=np.uint32) if counts else np.zeros(0, np.uint32)
+    sizes = np.frombuffer(lens, dtype=np.uint32).astype(np.int64) if lens else np.zeros(0, np.int64)
+    starts = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sizes, out=starts[1:])
+    df = np.bincount(terms, minlength=width)
+    idf = np.log((n + 1) / (df + 1.0)) + 1.0
+    vectors, depth = _vectors(terms, np.sqrt(tfs) * idf[terms], starts, params.vector_terms, width)
+    # The pool is ranked by longer vectors with log(1 + tf): measured better than sqrt(tf) at 24
+    # terms (see the module docstring), and too costly to retrieve with, but cheap to score a pool.
+    scoring, _ = _vectors(terms, np.log1p(tfs.astype(np.float64)) * idf[terms], starts, params.score_terms, width)
+    return _Index(ids=ids, vocab=list(term_id), vectors=vectors, depth=depth, scoring=scoring)
+
+
+def _vectors(
+    terms: npt.NDArray[np.int32],
+    weights: npt.NDArray[np.float64],
+    starts: npt.NDArray[np.int64],
+    v: int,
+    width: int,
+) -> tuple[sp.csr_matrix, npt.NDArray[np.int32]]:
+    """Each ticket's ``v`` heaviest terms, L2-normalised, as a CSR row (columns in term order), and
+    each stored weight's rank within its ticket; a chunk of tickets at a time, so the temporaries
+    stay small."""
+    n = len(starts) - 1
+    sizes = np.diff(starts)
+    kept = np.minimum(sizes, v)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(kept, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    data = np.empty(int(indptr[-1]), dtype=np.float32)
+    depth = np.empty(int(indptr[-1]), dtype=np.int32)
+    chunk = 8192
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        a, b = int(starts[lo]), int(starts[hi])
+        t, w = terms[a:b], weights[a:b]
+        owner = np.repeat(np.arange(hi - lo), sizes[lo:hi])
+        # Heaviest first within each ticket; the stable sort keeps first-seen order on ties.
+        order = np.lexsort((-w, owner))
+        rank = np.arange(b - a) - (starts[lo:hi] - a)[owner[order]]
+        top = rank < v
+        keep, kept_rank = order[top], rank[top]
+        # Stored in term order within a ticket (canonical CSR), each with its weight rank.
+        by_term = np.lexsort((t[keep], owner[keep]))
+        keep, kept_rank = keep[by_term], kept_rank[by_term]
+        kw = w[keep]
+        norms = np.sqrt(np.bincount(owner[keep], weights=kw * kw, minlength=hi - lo))
+        norms[norms == 0] = 1.0
+        out = slice(int(indptr[lo]), int(indptr[hi]))
+        indices[out] = t[keep]
+        data[out] = kw / norms[owner[keep]]
+        depth[out] = kept_rank
+    return sp.csr_matrix((data, indices, indptr), shape=(n, max(1, width))), depth
+
+
+def _index_depth(index: _Index, params: Params) -> int:
+    """How many of its heaviest terms each ticket is indexed under for the retrieval product.
+
+    The product's cost is the sum over terms of (tickets whose vector holds it) x (tickets indexed
+    under it); common terms make it quadratic. Indexing every ticket under only its heaviest terms
+    keeps that bounded while a reworded twin, which shares the rare, heavy terms, is still met; the
+    pool it yields is then ranked by the scoring vectors."""
+    if params.index_terms:
+        return params.index_terms
+    x = index.vectors
+    width = x.shape[1]
+    query_df = np.bincount(x.indices, minlength=width).astype(np.float64)
+    for m in _INDEX_DEPTHS:
+        if m > params.vector_terms:
+            continue
+        index_df = np.bincount(x.indices[index.depth < m], minlength=width)
+        if float(query_df @ index_df) <= params.work_budget:
+            return m
+    return min(_INDEX_DEPTHS[-1], params.vector_terms)
+
+
+def _candidate_pairs(docs: Iterable[tuple[str, list[str]]], params: Params) -> list[Candidate]:
+    if params.per_ticket < 1:
+        return []
+    index = _build_tokens(docs, params)
     n = len(index.ids)
-    idf = {t: math.log((n + 1) / (c + 1)) + 1.0 for t, c in df.items()}
-    for i in range(n):
-        held, sequences[i] = sequences[i], None  # freed as we go: the vectors replace them
-        tf = Counter(held or ())
-        # sqrt(tf): repetition still counts, but a ticket's subject (its noun, said ten times)
-        # no longer outweighs everything else it says (see the module docstring).
-        weights = {t: math.sqrt(c) * idf[t] for t, c in tf.items()}
-        top = heapq.nlargest(params.vector_terms, weights.items(), key=_weight)
-        norm = math.sqrt(sum(w * w for _, w in top)) or 1.0
-        index.vectors.append({t: max(1, round(_SCALE * w / norm)) for t, w in top})
-        shared = [t for t, _ in top if df[t] > 1]
-        index.signatures.append(shared[: params.signature_terms])
-        index.queries.append(shared[: max(params.query_terms, params.signature_terms)])
-    width = len(index.vocab) + 1
-    for doc, sig in enumerate(index.signatures):
-        for key in _pair_keys(sig, width):
-            index.pair_postings.setdefault(key, []).append(doc)
-        for t in sig:
-            index.term_postings.setdefault(t, []).append(doc)
-    return index
+    if n < 2:
+        return []
+    x, z = index.vectors, index.scoring
+    m = _index_depth(index, params)
+    if m < params.vector_terms:
+        # Copies: eliminate_zeros works in place and must not touch the vectors' arrays.
+        indexed = sp.csr_matrix((x.data * (index.depth < m), x.indices.copy(), x.indptr.copy()), shape=x.shape)
+        indexed.eliminate_zeros()
+    else:
+        indexed = x
+    lookup = indexed.T.tocsr()  # term x ticket: the inverted index
+    pool, k = max(params.pool, params.per_ticket), params.per_ticket
+    # Rows per block from the expected hits per row, so a block's product stays near _BLOCK_NNZ.
+    work = float(np.bincount(x.indices, minlength=x.shape[1]) @ np.bincount(indexed.indices, minlength=x.shape[1]))
+    block = int(min(4096, max(64, _BLOCK_NNZ * n / max(work, 1.0))))
+    firsts: list[npt.NDArray[np.int64]] = []
+    seconds: list[npt.NDArray[np.int64]] = []
+    scores: list[npt.NDArray[np.float32]] = []
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        hits = (x[lo:hi] @ lookup).tocsr()
+        ip, cols, vals = hits.indptr, hits.indices, hits.data
+        # One more than the pool: a ticket usually meets itself (dropped below, with numpy).
+        room = pool + 1
+        picked: list[npt.NDArray[np.int32]] = []
+        sizes = np.minimum(np.diff(ip), room)
+        for r in np.flatnonzero(sizes).tolist():
+            a, b = int(ip[r]), int(ip[r + 1])
+            if b - a > room:
+                picked.append(cols[np.argpartition(vals[a:b], b - a - room)[b - a - room :] + a])
+            else:
+                picked.append(cols[a:b])
+        del hits, ip, cols, vals
+        if not picked:
+            continue
+        mine = np.repeat(np.arange(lo, hi, dtype=np.int64), sizes)
+        other = np.concatenate(picked).astype(np.int64)
+        not_self = mine != other
+        mine, other = mine[not_self], other[not_self]
+        # The scoring cosine (``score_terms``, log(1 + tf)), for the pool only.
+        exact = np.asarray(z[mine].multiply(z[other]).sum(axis=1), dtype=np.float32).ravel()
+        ok = exact > params.min_score
+        mine, other, exact = mine[ok], other[ok], exact[ok]
+        # Each ticket's k best: sort by (ticket, -score) and keep the first k of each run.
+        order = np.lexsort((other, -exact, mine))
+        mine, other, exact = mine[order], other[order], exact[order]
+        first = np.searchsorted(mine, mine, side="left")
+        top = (np.arange(len(mine)) - first) < k
+        firsts.append(mine[top])
+        seconds.append(other[top])
+        scores.append(exact[top])
+    if not firsts:
+        return []
+    i = np.concatenate(firsts)
+    j = np.concatenate(seconds)
+    s = np.concatenate(scores)
+    lo_id, hi_id = np.minimum(i, j), np.maximum(i, j)
+    # Each pair once (found from both sides, the scores agree up to float rounding: keep the best).
+    order = np.lexsort((-s, hi_id, lo_id))
+    lo_id, hi_id, s = lo_id[order], hi_id[order], s[order]
+    first = np.ones(len(lo_id), dtype=bool)
+    first[1:] = (lo_id[1:] != lo_id[:-1]) | (hi_id[1:] != hi_id[:-1])
+    lo_id, hi_id, s = lo_id[first], hi_id[first], s[first]
+    shared = _shared_terms(index, lo_id, hi_id)
+    out: list[Candidate] = []
+    ids, vocab = index.ids, index.vocab
+    for p, (u, w_) in enumerate(zip(lo_id.tolist(), hi_id.tolist(), strict=True)):
+        a, b = ids[u], ids[w_]
+        pair = (a, b) if a <= b else (b, a)
+        out.append(Candidate(pair[0], pair[1], round(float(s[p]), 4), tuple(vocab[t] for t in shared[p])))
+    out.sort(key=lambda c: (-c.score, c.a, c.b))
+    return out
 
 
-def _weight(item: tuple[int, float]) -> float:
-    return item[1]
-
-
-def _hits(index: _Index, doc: int, cap: int, pool: int) -> Counter[int]:
-    hits: Counter[int] = Counter()
-    width = len(index.vocab) + 1
-    sig = index.signatures[doc]
-    get = index.pair_postings.get
-    for key in _pair_keys(index.queries[doc], width):
-        posting = get(key)
-        if posting is not None and 1 < len(posting) <= cap:
-            hits.update(posting)
-    hits.pop(doc, None)
-    if len(hits) < pool:
-        for t in sig:
-            posting = index.term_postings[t]
-            if 1 < len(posting) <= cap:
-                hits.update(posting)
-        hits.pop(doc, None)
-    return hits
+def _shared_terms(index: _Index, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64], most: int = 6) -> list[list[int]]:
+    """Per pair, the shared terms with the largest weight products, heaviest first."""
+    result: list[list[int]] = [[] for _ in range(len(a))]
+    x = index.scoring
+    step = 200_000
+    for lo in range(0, len(a), step):
+        prod = x[a[lo : lo + step]].multiply(x[b[lo : lo + step]]).tocsr()
+        prod.sort_indices()
+        owner = np.repeat(np.arange(prod.shape[0]), np.diff(prod.indptr))
+        order = np.lexsort((prod.indices, -prod.data, owner))
+        owner, term = owner[order], prod.indices[order]
+        first = np.searchsorted(owner, owner, side="left")
+        keep = (np.arange(len(owner)) - first) < most
+        for o, t in zip(owner[keep].tolist(), term[keep].tolist(), strict=True):
+            result[lo + o].append(t)
+    return result
 
 
 def candidate_pairs(docs: Iterable[tuple[str, str]], params: Params | None = None) -> list[Candidate]:
@@ -216,48 +343,10 @@ def candidate_pairs(docs: Iterable[tuple[str, str]], params: Params | None = Non
 
 def candidate_pairs_tokens(docs: Iterable[tuple[str, list[str]]], params: Params | None = None) -> list[Candidate]:
     """``candidate_pairs`` over tokenised ``docs`` (id, tokens)."""
-    # The index holds a dict per ticket and a list per key, all alive until the end and none in
-    # a reference cycle: the collector's passes over them would be pure cost.
+    # The first pass builds a Counter per ticket and the term dictionary, and the end a Candidate
+    # per pair, none in a reference cycle: the collector's passes over them would be pure cost.
     with gc_paused():
         return _candidate_pairs(docs, params or Params())
-
-
-def _candidate_pairs(docs: Iterable[tuple[str, list[str]]], params: Params) -> list[Candidate]:
-    if params.per_ticket < 1:
-        return []
-    index = _build_tokens(docs, params)
-    if len(index.ids) < 2:
-        return []
-    cap = params.max_postings or _postings_cap(len(index.ids))
-    best: dict[tuple[int, int], float] = {}
-    for doc in range(len(index.ids)):
-        hits = _hits(index, doc, cap, params.pool)
-        if not hits:
-            continue
-        pool = heapq.nlargest(params.pool, hits, key=hits.__getitem__) if len(hits) > params.pool else list(hits)
-        vec = index.vectors[doc]
-        keys, mine = vec.keys(), vec.__getitem__
-        scored: list[tuple[float, int]] = []
-        for other in pool:
-            ovec = index.vectors[other]
-            shared = keys & ovec.keys()
-            # map/mul keep the dot product in C; set iteration order is stable between the two maps.
-            score = sum(map(mul, map(mine, shared), map(ovec.__getitem__, shared))) / _SCALE2
-            if score > params.min_score:
-                scored.append((score, other))
-        for score, other in heapq.nlargest(params.per_ticket, scored):
-            key = (doc, other) if doc < other else (other, doc)
-            if score > best.get(key, -1.0):
-                best[key] = score
-    out: list[Candidate] = []
-    for (i, j), score in best.items():
-        a, b = index.ids[i], index.ids[j]
-        vi, vj = index.vectors[i], index.vectors[j]
-        heaviest = sorted(vi.keys() & vj.keys(), key=lambda t: -(vi[t] * vj[t]))[:6]
-        pair = (a, b) if a <= b else (b, a)
-        out.append(Candidate(pair[0], pair[1], round(score, 4), tuple(index.vocab[t] for t in heaviest)))
-    out.sort(key=lambda c: (-c.score, c.a, c.b))
-    return out
 
 
 def ticket_candidates(tickets: Sequence[Ticket], params: Params | None = None) -> list[Candidate]:
