@@ -68,11 +68,18 @@ _PRIORITIES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
 _SIZES = (50, 100, 200, 500, 1000, 5000)
 _ENVIRONMENTS = ("production", "staging", "all", "production (EU region)", "mobile 4.12 on iOS")
 _IDEA_TYPES = ("feature", "experiment", "business-line")
-# Editions of the product. Once every (noun, action) topic of a kind has come, the next round of that
-# kind is about one edition: another module, other files, other words. Without this a backlog larger
-# than the topics (about 32,000) repeated a topic with the same files and nearly the same text, so
-# it held duplicates nobody had planted and a recall figure over planted pairs meant little there.
-_EDITIONS = ("Orion", "Juniper", "Kestrel", "Tundra", "Cobalt", "Saffron", "Marlin", "Quartz", "Willow", "Ember")
+# Editions (modules) of the product. Once every (noun, action) topic of a kind has come, a topic
+# comes again about one edition: its own module folder, files and a sentence naming it. Without this a
+# backlog larger than the topics (about 32,000) repeated a topic with the same files and nearly the
+# same text, so it held duplicates nobody had planted. Each repeat of a topic names another edition,
+# and the names are spread over the backlog (one name per round would put one word in a third of
+# the tickets at 100,000, where a real module name is rare).
+_EDITIONS = (
+    "Orion", "Juniper", "Kestrel", "Tundra", "Cobalt", "Saffron", "Marlin", "Quartz", "Willow", "Ember",
+    "Aspen", "Basalt", "Cedar", "Dahlia", "Egret", "Falcon", "Garnet", "Heron", "Indigo", "Jasper",
+    "Kodiak", "Lotus", "Magnolia", "Nimbus", "Onyx", "Pelican", "Quill", "Raven", "Sequoia", "Topaz",
+    "Umber", "Vireo", "Walnut", "Xenon", "Yarrow", "Zircon", "Alder", "Bramble", "Cypress", "Drift",
+)  # fmt: skip
 _SYN_RE = re.compile(r"\b(" + "|".join(sorted(SYNONYMS, key=len, reverse=True)) + r")\b")
 _SYN_BIT = {word: 1 << i for i, word in enumerate(SYNONYMS)}
 # Which wording each part of a ticket uses (bit set: wording b). Unrelated tickets draw the bits at random,
@@ -141,7 +148,7 @@ class _Topics:
     """Per kind, a deterministic stream of (area index, noun, action) topics.
 
     Every (noun, action) combination of a kind comes once, in a shuffled order, before any repeats; a
-    repeat is about an edition (``_EDITIONS``, round 1 the first), with its own module and files, and
+    repeat is about an edition (``_EDITIONS``, another one each round), with its own module and files, and
     gets other slot values (role, surface, numbers, terms), so it is other work, not a copy.
     """
 
@@ -157,14 +164,17 @@ class _Topics:
 
     def _stream(self, kind: str) -> Iterator[tuple[int, str, Action, int]]:
         actions = self._actions[kind]
-        for edition in itertools.count():
+        for rnd in itertools.count():
             # Index arithmetic instead of materialising the product: a permutation of indices per round.
             total = len(self._nouns) * len(actions)
             order = list(range(total))
             self._rng.shuffle(order)
             for idx in order:
                 ai, noun = self._nouns[idx % len(self._nouns)]
-                yield ai, noun, actions[idx // len(self._nouns)], edition
+                # Round r of a topic names edition r steps on from where the topic's own offset
+                # starts: rounds of one topic never share an edition (up to len(_EDITIONS) rounds).
+                named = 0 if rnd == 0 else (idx * 7 + rnd - 1) % len(_EDITIONS) + 1
+                yield ai, noun, actions[idx // len(self._nouns)], named
 
     def next(self, kind: str) -> tuple[int, str, Action, int]:
         return next(self._streams[kind])
@@ -200,7 +210,7 @@ class _Spec:
     defects: tuple[str, ...] = ()
     quirk: str = ""
     extra_files: int = 0
-    edition: int = 0  # 0: the product as a whole; n: _EDITIONS[(n - 1) % len(_EDITIONS)]
+    edition: int = 0  # 0: the product as a whole; n: _EDITIONS[n - 1]
     scope: str = ""
     author: str = "maria.k"
     tags: list[str] = field(default_factory=list)
@@ -252,7 +262,7 @@ def _render(spec: _Spec, rng: random.Random) -> tuple[str, str]:
         desc = f"{what} {fact} {detail} {constraint}"
     module_dir = area_dir
     if spec.edition:
-        edition = _EDITIONS[(spec.edition - 1) % len(_EDITIONS)]
+        edition = _EDITIONS[spec.edition - 1]
         title = f"{title} in {edition}"
         scope_line = (
             f"Only the {edition} edition needs it; the other editions keep their {nouns} unchanged."
