@@ -121,16 +121,25 @@ def _schema() -> dict[str, Any]:
     }
 
 
-# A verdict exactly as ``Verdict.model_dump_json()`` writes it: compact, the fields in model order,
-# strings with nothing pydantic would escape. Validation still decides; this only spares the dump.
-_PLAIN = r'"[^"\\\x00-\x1f]*"'
+# A valid verdict exactly as ``Verdict.model_dump_json()`` writes it: compact, the fields in model
+# order, strings with nothing pydantic would escape (and no lone surrogate, which pydantic refuses),
+# each within its field's max_length (in characters, as pydantic counts) and at most 20 findings.
+# Text this matches is a Verdict and is its own dump, so it is kept as it came without building 14
+# models per answer: pydantic's validation was a quarter of a 100,000-result reconcile. Anything
+# else is validated by the model as before; tests hold the pattern to the model on both sides.
+def _plain(max_length: int) -> str:
+    return r'"[^"\\\x00-\x1f\ud800-\udfff]{0,' + str(max_length) + r'}"'
+
+
 _FINDING = (
-    r'\{"severity":"(?:error|warning|info)","section":' + _PLAIN + r',"message":' + _PLAIN
-    + r',"suggested_fix":' + _PLAIN + r"\}"
+    r'\{"severity":"(?:error|warning|info)","section":' + _plain(80) + r',"message":' + _plain(600)
+    + r',"suggested_fix":' + _plain(600) + r"\}"
 )
 _AS_DUMPED = re.compile(
-    r'\{"valid":(?:true|false),"summary":' + _PLAIN + r',"findings":\[(?:' + _FINDING + r"(?:," + _FINDING + r")*)?\]\}"
+    r'\{"valid":(?:true|false),"summary":' + _plain(600) + r',"findings":\[(?:' + _FINDING + r"(?:," + _FINDING
+    + r"){0,19})?\]\}"
 )
+
 
 ALIAS_FOR_BUCKET = {"cheap-llm": "cheap", "requires-frontier": "frontier"}
 
