@@ -46,7 +46,13 @@ from batch_ops.config import Config, ModelPrice
 from batch_ops.errors import BatchOpsError, PolicyRefusal, StateError
 from batch_ops.ledger import LedgerAppend, Sums, cost_values, keys_for_batch
 from batch_ops.paths import Layout, safe_file_name
-from batch_ops.payload import iter_payload_meta, parse_request_line
+from batch_ops.payload import (
+    META_INDEX_SUFFIX,
+    iter_payload_meta,
+    parse_request_line,
+    read_meta_index,
+    write_payload,
+)
 from batch_ops.phases.base import (
     ItemMeta,
     OutputError,
@@ -673,20 +679,8 @@ class Engine:
         now = utcnow()
         job_id = queue.next_job_id(now)
         payload = self.layout.payloads_dir / f"{job_id}.jsonl"
-        text = "".join(
-            json.dumps(
-                {
-                    "custom_id": it.custom_id,
-                    "params": it.params,
-                    "meta": it.meta.model_dump(exclude_none=True),
-                },
-                separators=(",", ":"),
-                ensure_ascii=False,
-            )
-            + "\n"
-            for it in items
-        )
-        atomic_write_text(payload, text)
+        # With its meta index beside it: the reconcile's join reads that instead of the payload.
+        write_payload(payload, ((it.custom_id, it.params, it.meta.model_dump(exclude_none=True)) for it in items))
         job = JobRecord(
             id=job_id,
             workflow=phase.workflow,
@@ -1062,22 +1056,39 @@ class Engine:
         canonical = _CANONICAL_META.fullmatch
         try:
             path = self.layout.resolve_ops_path(job.payload_path)
-            for item in iter_payload_meta(path):
-                if item.custom_id in wanted:
-                    if canonical(item.meta):
-                        out.json[item.custom_id] = item.meta
+            indexed = self._indexed_metas(job)
+            items: Iterable[tuple[str, str]] = (
+                indexed if indexed is not None else ((m.custom_id, m.meta) for m in iter_payload_meta(path))
+            )
+            for cid, meta_json in items:
+                if cid in wanted:
+                    if canonical(meta_json):
+                        out.json[cid] = meta_json
                         continue
                     try:
-                        meta = ItemMeta.model_validate_json(item.meta)
+                        meta = ItemMeta.model_validate_json(meta_json)
                     except ValueError:
-                        self.warn(f"{job.id}: {job.payload_path}: meta of {item.custom_id} is not an object; ignored")
+                        self.warn(f"{job.id}: {job.payload_path}: meta of {cid} is not an object; ignored")
                         continue
-                    out.json[item.custom_id] = meta.model_dump_json()
-                    out.ticket[item.custom_id] = meta.ticket_id
+                    out.json[cid] = meta.model_dump_json()
+                    out.ticket[cid] = meta.ticket_id
         except (OSError, ValueError, KeyError, RecursionError, BatchOpsError) as exc:
             # Results are still settled; they only lose the ticket they came from.
             self.warn(f"{job.id}: {job.payload_path} unreadable for the join ({type(exc).__name__}: {exc})")
         return out
+
+    def _indexed_metas(self, job: JobRecord) -> list[tuple[str, str]] | None:
+        """The payload's metas from its meta index (``payload.read_meta_index``); None to read the payload.
+
+        The index's path is the payload's with ``.meta`` added, held inside .backlog-ops/ as the
+        payload's is; a queue from before the index, or an index that is not the payload's, is None.
+        """
+        try:
+            path = self.layout.resolve_ops_path(job.payload_path)
+            index = self.layout.resolve_ops_path(job.payload_path + META_INDEX_SUFFIX)
+        except BatchOpsError:
+            return None
+        return read_meta_index(path, index)
 
     # -- create ---------------------------------------------------------------------------------
 
