@@ -254,26 +254,28 @@ def write_meta_index(
     return True
 
 
-def read_meta_index(payload: Path, index: Path) -> list[tuple[str, str]] | None:
+def read_meta_index(payload: Path, index: Path) -> Iterator[tuple[str, str]] | None:
     """(custom_id, meta JSON) per payload line, in order, from the index; None unless it is the payload's.
 
     The index is used only if its body is the one its header hashed and the payload is the one it
     was written for: same size and mtime, or (a fresh checkout sets new mtimes) the same sha256,
-    which costs one hash of the payload instead of a parse of every line.
+    which costs one hash of the payload instead of a parse of every line. It is checked in one
+    streamed pass and then read in a second: 100,000 entries are never held twice.
     """
     try:
         with open(index, "rb") as fh:
-            data = fh.read()
-        head, newline, body = data.partition(b"\n")
-        header = json.loads(head)
-        if (
-            not newline
-            or type(header) is not dict
-            or header.get("format") != _INDEX_FORMAT
-            or type(header.get("count")) is not int
-            or header.get("body_sha256") != hashlib.sha256(body).hexdigest()
-        ):
-            return None
+            header = json.loads(fh.readline())
+            if type(header) is not dict or header.get("format") != _INDEX_FORMAT:
+                return None
+            digest = hashlib.sha256()
+            lines = 0
+            last = b"\n"
+            while piece := fh.read(1 << 20):
+                digest.update(piece)
+                lines += piece.count(b"\n")
+                last = piece[-1:]
+            if digest.hexdigest() != header.get("body_sha256") or lines != header.get("count") or last != b"\n":
+                return None
         st = os.stat(payload)
         if st.st_size != header.get("payload_bytes"):
             return None
@@ -281,15 +283,18 @@ def read_meta_index(payload: Path, index: Path) -> list[tuple[str, str]] | None:
             with open(payload, "rb") as fh:
                 if hashlib.file_digest(fh, "sha256").hexdigest() != header.get("payload_sha256"):
                     return None
-        lines = body.decode("utf-8").split("\n")
     except (OSError, ValueError, RecursionError):
         return None
-    if lines.pop() != "" or len(lines) != header["count"]:
-        return None
-    out: list[tuple[str, str]] = []
-    for line in lines:
-        cid, tab, meta = line.partition("\t")
-        if not tab or not meta:
-            return None
-        out.append((cid, meta))
-    return out
+    return _index_entries(index)
+
+
+def _index_entries(index: Path) -> Iterator[tuple[str, str]]:
+    # The body was checked against its hash just now (under the queue's lock): a line that does
+    # not split is a file changed since, and the caller's join reports it as unreadable.
+    with open(index, encoding="utf-8", newline="\n") as fh:
+        fh.readline()
+        for line in fh:
+            cid, tab, meta = line.rstrip("\n").partition("\t")
+            if not tab or not meta:
+                raise ValueError(f"{index.name}: a line is not custom_id<TAB>meta")
+            yield cid, meta

@@ -45,6 +45,11 @@ def _write(tmp_path: Path) -> tuple[Layout, Path]:
     return layout, payload
 
 
+def _indexed(payload: Path) -> list[tuple[str, str]] | None:
+    entries = read_meta_index(payload, meta_index_path(payload))
+    return None if entries is None else list(entries)
+
+
 def _scanned(payload: Path) -> list[tuple[str, str]]:
     return [(m.custom_id, m.meta) for m in iter_payload_meta(payload)]
 
@@ -52,7 +57,7 @@ def _scanned(payload: Path) -> list[tuple[str, str]]:
 def test_the_payload_is_unchanged_and_the_index_is_what_the_scan_reads(tmp_path: Path) -> None:
     _, payload = _write(tmp_path)
     assert payload.read_text(encoding="utf-8") == _old_engine_text(RECORDS)
-    assert read_meta_index(payload, meta_index_path(payload)) == _scanned(payload)
+    assert _indexed(payload) == _scanned(payload)
 
 
 def test_an_index_written_from_the_payload_is_the_same(tmp_path: Path) -> None:
@@ -69,7 +74,7 @@ def test_a_fresh_checkout_uses_the_index_through_the_hash(tmp_path: Path) -> Non
     _, payload = _write(tmp_path)
     st = payload.stat()
     os.utime(payload, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
-    assert read_meta_index(payload, meta_index_path(payload)) == _scanned(payload)
+    assert _indexed(payload) == _scanned(payload)
 
 
 def test_an_edited_payload_is_read_itself(tmp_path: Path) -> None:
@@ -77,7 +82,7 @@ def test_an_edited_payload_is_read_itself(tmp_path: Path) -> None:
     text = payload.read_text(encoding="utf-8")
     payload.write_text(text.replace('"A-1"', '"B-1"'), encoding="utf-8")  # same size, new mtime
     assert payload.stat().st_size == len(text.encode())
-    assert read_meta_index(payload, meta_index_path(payload)) is None
+    assert _indexed(payload) is None
 
 
 def test_an_edited_payload_with_the_old_mtime_is_still_caught_by_its_size(tmp_path: Path) -> None:
@@ -85,7 +90,7 @@ def test_an_edited_payload_with_the_old_mtime_is_still_caught_by_its_size(tmp_pa
     st = payload.stat()
     payload.write_text(payload.read_text(encoding="utf-8").replace('"A-1"', '"B-10"'), encoding="utf-8")
     os.utime(payload, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert read_meta_index(payload, meta_index_path(payload)) is None
+    assert _indexed(payload) is None
 
 
 @pytest.mark.parametrize(
@@ -105,7 +110,7 @@ def test_a_damaged_index_is_never_used(tmp_path: Path, damage: Any) -> None:
     _, payload = _write(tmp_path)
     index = meta_index_path(payload)
     index.write_bytes(damage(index.read_bytes()))
-    assert read_meta_index(payload, index) is None
+    assert _indexed(payload) is None
 
 
 def test_the_index_of_another_payload_is_not_used(tmp_path: Path) -> None:
@@ -113,7 +118,7 @@ def test_the_index_of_another_payload_is_not_used(tmp_path: Path) -> None:
     other = layout.payloads_dir / "job-2.jsonl"
     write_payload(other, [(c, p, {**m, "n": 1}) for c, p, m in RECORDS])
     meta_index_path(payload).write_bytes(meta_index_path(other).read_bytes())
-    assert read_meta_index(payload, meta_index_path(payload)) is None
+    assert _indexed(payload) is None
 
 
 def test_no_index_for_what_cannot_be_one(tmp_path: Path) -> None:
