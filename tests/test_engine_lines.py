@@ -498,3 +498,18 @@ def test_a_lone_surrogate_is_not_kept() -> None:
     assert not _AS_DUMPED.fullmatch(text)
     with pytest.raises(OutputError):
         ValidationPhase().output_json(text)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.floats(min_value=1e-5, max_value=1e-3),
+        st.floats(min_value=1e15, max_value=1e17),
+        st.sampled_from([0.0, -0.0, 1e-4, -1e-4, 9.999999999999999e-05, 1e16, 9999999999999998.0, 5e-324, 0.1 + 0.2]),
+    )
+)
+def test_a_float_in_a_ledger_line_is_pydantics_text(value: float) -> None:
+    from batch_ops.engine import _float
+
+    assert _float(value) == pydantic_core.to_json(value).decode("ascii")

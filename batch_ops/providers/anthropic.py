@@ -424,7 +424,8 @@ class AnthropicProvider:
                 url, cast_to=httpx2.Response, stream=True, options={"headers": {"Accept": "application/binary"}}
             )
             try:
-                for chunk in response.iter_bytes(_BODY_PIECE):
+                # Pieces as they are read: a fixed chunk size makes httpx copy every byte twice more.
+                for chunk in response.iter_bytes():
                     if chunk:
                         out.write(chunk)
                         lines += chunk.count(b"\n")
