@@ -14,8 +14,8 @@ from typing import Any
 
 import anthropic
 import httpx2
+import orjson
 import pydantic
-import pydantic_core
 from anthropic.types import Message
 from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
 
@@ -313,8 +313,9 @@ def read_result_line(raw: bytes, number: int) -> ResultLine:
     """
     if len(raw) <= MAX_RESULT_LINE_CHARS:
         try:
-            # Keys only in pydantic's string cache: values are the answers, rarely repeated.
-            fast = _fast_result(pydantic_core.from_json(raw, cache_strings="keys"))
+            # orjson: a third of pydantic_core's time on these lines. It accepts only strict JSON and
+            # valid UTF-8 (and no lone surrogate), so what it takes is what the SDK's parse takes.
+            fast = _fast_result(orjson.loads(raw))
         except (ValueError, TypeError):  # not JSON, not UTF-8, too deep, a list as a stop reason...
             fast = None  # ...the slow path says which
         if fast is not None:
