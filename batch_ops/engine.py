@@ -494,15 +494,27 @@ class _LineParts:
             f'"job_id":{_json(job.id)},"batch_id":{_json(ref.id)},"custom_id":'
         )
         self._ledger_alias = f'"provider":{_json(job.provider)},"model_alias":{_json(job.model_alias)},"model":'
+        self._keys: dict[tuple[str, str], tuple[str, ...]] = {}
+        # The custom_id and error of the last settled line as JSON: its ledger line comes next.
+        self._last: tuple[str | None, str | None, str, str] = (None, None, "", "")
+
+    def _strings(self, custom_id: str, error: str | None) -> tuple[str, str]:
+        last = self._last
+        if last[0] is custom_id and last[1] is error:
+            return last[2], last[3]
+        cid_json, error_json = _json(custom_id), _json(error)
+        self._last = (custom_id, error, cid_json, error_json)
+        return cid_json, error_json
 
     def settled(self, result: ResultLine, meta_json: str, status: str, output: str | None, error: str | None) -> str:
         u = result.usage
         model = self._models.get(result.model)
         if model is None:
             model = self._models[result.model] = _json(result.model)
+        cid_json, error_json = self._strings(result.custom_id, error)
         return (
-            f'{{"custom_id":{_json(result.custom_id)},"status":"{status}","meta":{meta_json},'
-            f'"output":{output or "null"},"error":{_json(error)}{self._tail}'
+            f'{{"custom_id":{cid_json},"status":"{status}","meta":{meta_json},'
+            f'"output":{output or "null"},"error":{error_json}{self._tail}'
             f'{{"input_tokens":{u.input_tokens},"output_tokens":{u.output_tokens},'
             f'"cache_creation_input_tokens":{u.cache_creation_input_tokens},'
             f'"cache_read_input_tokens":{u.cache_read_input_tokens},'
@@ -521,15 +533,20 @@ class _LineParts:
         model_json = self._models.get(model)
         if model_json is None:
             model_json = self._models[model] = _json(model)
+        cid_json, error_json = self._strings(result.custom_id, error)
         text = (
-            f'{self._ledger_head}{_json(result.custom_id)},"ticket_id":{_json(ticket_id)},{self._ledger_alias}'
+            f'{self._ledger_head}{cid_json},"ticket_id":{_json(ticket_id)},{self._ledger_alias}'
             f'{model_json},"mode":"{job.mode}","input_tokens":{u.input_tokens},"output_tokens":{u.output_tokens},'
             f'"cache_creation_input_tokens":{u.cache_creation_input_tokens},'
             f'"cache_read_input_tokens":{u.cache_read_input_tokens},"cost_usd":{_float(cost)},'
             f'"interactive_cost_usd":{_float(interactive_cost)},"savings_usd":{_float(savings)},'
-            f'"status":"{status}","attempts":{self.attempts},"error":{_json(error)}}}\n'
+            f'"status":"{status}","attempts":{self.attempts},"error":{error_json}}}\n'
         )
-        key = (self.stamp[:10], job.workflow, job.phase, job.model_alias, model, job.mode, status)
+        key = self._keys.get((model, status))
+        if key is None:
+            key = self._keys[model, status] = (
+                self.stamp[:10], job.workflow, job.phase, job.model_alias, model, job.mode, status
+            )
         sums = (
             u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens,
             cost, interactive_cost, savings,
@@ -1369,6 +1386,7 @@ class Engine:
         out = settled_out.__enter__()
         # The parts of every settled and ledger line that are the same for the whole batch.
         lines = _LineParts(job, ref, price)
+        pending: list[str] = []
 
         def settle_one(result: ResultLine, verdict: str, what: str | None = None) -> None:
             cid = result.custom_id
@@ -1380,7 +1398,10 @@ class Engine:
                 return
             status, output, error = self._outcome(phase, ref, result, verdict, past)
             counts[status] = counts.get(status, 0) + 1
-            out.write(lines.settled(result, metas[cid], status, output, error))
+            pending.append(lines.settled(result, metas[cid], status, output, error))
+            if len(pending) >= 256:  # one write per 256 lines: a text write per line cost more than its line
+                out.write("".join(pending))
+                pending.clear()
             if cid not in present:
                 ledger.add_prepared(*lines.ledger(result, ticket_id(cid), status, error))
 
@@ -1423,6 +1444,7 @@ class Engine:
             for cid in missing:
                 gone = ResultLine(custom_id=cid, outcome="expired", error_message="no result returned")
                 settle_one(gone, "retry", f"no result ({ref.error})" if ref.status == "lost" else "no result returned")
+            out.write("".join(pending))
         except BaseException as exc:
             settled_out.__exit__(type(exc), exc, exc.__traceback__)
             ledger.discard()
