@@ -513,3 +513,15 @@ def test_a_float_in_a_ledger_line_is_pydantics_text(value: float) -> None:
     from batch_ops.engine import _float
 
     assert _float(value) == pydantic_core.to_json(value).decode("ascii")
+
+
+def test_the_ascii_pattern_is_the_pattern_on_ascii_text() -> None:
+    import re
+
+    from batch_ops.phases.validation import _AS_DUMPED_ASCII
+
+    assert _AS_DUMPED_ASCII.pattern.replace(r"[ !#-\[\]-\x7f]", "C") == _AS_DUMPED.pattern.replace(
+        r'[^"\\\x00-\x1f\ud800-\udfff]', "C"
+    )
+    for c in map(chr, range(128)):
+        assert bool(re.fullmatch(r"[ !#-\[\]-\x7f]", c)) == bool(re.fullmatch(r'[^"\\\x00-\x1f\ud800-\udfff]', c))
