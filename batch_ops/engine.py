@@ -595,6 +595,9 @@ class Engine:
         self.store = QueueStore(layout, warn)
         self._scan: BacklogScan | None = None
         self.health = RunHealth()
+        # Settled file -> the failed lines it got in this run: a job whose batches all settled in
+        # this run closes without reading its results back (``_finish``), 100,000 lines for a few.
+        self._failed_lines: dict[Path, list[str]] = {}
 
     # -- shared -------------------------------------------------------------------------------
 
@@ -1382,11 +1385,14 @@ class Engine:
         # Settled lines and ledger lines are written as they are made (the ledger's staged in a
         # side file and appended in one go below): memory holds the join map, not the results.
         ledger = LedgerAppend(self.layout.ledger_file, self._ref_file(job, ref, "ledger.part"))
-        settled_out = atomic_writer(self._ref_file(job, ref, "settled.jsonl"))
+        settled_path = self._ref_file(job, ref, "settled.jsonl")
+        self._failed_lines.pop(settled_path, None)
+        settled_out = atomic_writer(settled_path)
         out = settled_out.__enter__()
         # The parts of every settled and ledger line that are the same for the whole batch.
         lines = _LineParts(job, ref, price)
         pending: list[str] = []
+        failed_lines: list[str] = []
 
         def settle_one(result: ResultLine, verdict: str, what: str | None = None) -> None:
             cid = result.custom_id
@@ -1398,7 +1404,10 @@ class Engine:
                 return
             status, output, error = self._outcome(phase, ref, result, verdict, past)
             counts[status] = counts.get(status, 0) + 1
-            pending.append(lines.settled(result, metas[cid], status, output, error))
+            text = lines.settled(result, metas[cid], status, output, error)
+            pending.append(text)
+            if status == "failed":
+                failed_lines.append(text)
             if len(pending) >= 256:  # one write per 256 lines: a text write per line cost more than its line
                 out.write("".join(pending))
                 pending.clear()
@@ -1450,6 +1459,7 @@ class Engine:
             ledger.discard()
             raise
         settled_out.__exit__(None, None, None)
+        self._failed_lines[settled_path] = failed_lines
         if rejected:
             shown = ", ".join(f"{kind} {n}" for kind, n in sorted(rejected.items()))
             summary.notes.append(f"{job.id}/{ref.id}: result lines rejected, not applied ({shown})")
@@ -1546,7 +1556,11 @@ class Engine:
         if applied.report_path:
             job.report_path = applied.report_path
             summary.reports.append(applied.report_path)
-        failed = list(iter_failed(result_path))
+        if all(p in self._failed_lines for p in parts):
+            # Every part was written in this run: its failed lines are known, in the file's order.
+            failed = [SettledResult.model_validate_json(t) for p in parts for t in self._failed_lines.pop(p)]
+        else:
+            failed = list(iter_failed(result_path))
         if failed and len(failed) >= job.request_count:
             job.transition("failed", error=self._failure_text(job, failed, job_failed=True))
             summary.failed_jobs.append(job.id)
