@@ -436,6 +436,14 @@ class _Metas:
         return text[14 : text.index('"', 14)] if text[13] == '"' else None
 
 
+def _lines_at(path: Path, offsets: list[int]) -> Iterator[SettledResult]:
+    """The settled results that start at these byte offsets of a settled file the engine wrote."""
+    with open(path, "rb") as fh:
+        for offset in offsets:
+            fh.seek(offset)
+            yield SettledResult.model_validate_json(fh.readline())
+
+
 def _link_into(source: Path, target: Path) -> bool:
     """Make ``target`` name the same file as ``source`` (complete and fsynced), replacing it atomically.
 
@@ -595,9 +603,10 @@ class Engine:
         self.store = QueueStore(layout, warn)
         self._scan: BacklogScan | None = None
         self.health = RunHealth()
-        # Settled file -> the failed lines it got in this run: a job whose batches all settled in
-        # this run closes without reading its results back (``_finish``), 100,000 lines for a few.
-        self._failed_lines: dict[Path, list[str]] = {}
+        # Settled file -> where its failed lines start (byte offsets), for files written in this
+        # run: a job whose batches all settled now closes by reading those lines only (``_finish``),
+        # not 100,000 lines back for a few thousand; offsets, not the lines, to keep memory down.
+        self._failed_lines: dict[Path, list[int]] = {}
 
     # -- shared -------------------------------------------------------------------------------
 
@@ -1392,7 +1401,8 @@ class Engine:
         # The parts of every settled and ledger line that are the same for the whole batch.
         lines = _LineParts(job, ref, price)
         pending: list[str] = []
-        failed_lines: list[str] = []
+        failed_lines: list[int] = []
+        written = [0]  # bytes of settled lines so far
 
         def settle_one(result: ResultLine, verdict: str, what: str | None = None) -> None:
             cid = result.custom_id
@@ -1407,7 +1417,8 @@ class Engine:
             text = lines.settled(result, metas[cid], status, output, error)
             pending.append(text)
             if status == "failed":
-                failed_lines.append(text)
+                failed_lines.append(written[0])
+            written[0] += len(text) if text.isascii() else len(text.encode("utf-8"))
             if len(pending) >= 256:  # one write per 256 lines: a text write per line cost more than its line
                 out.write("".join(pending))
                 pending.clear()
@@ -1557,8 +1568,8 @@ class Engine:
             job.report_path = applied.report_path
             summary.reports.append(applied.report_path)
         if all(p in self._failed_lines for p in parts):
-            # Every part was written in this run: its failed lines are known, in the file's order.
-            failed = [SettledResult.model_validate_json(t) for p in parts for t in self._failed_lines.pop(p)]
+            # Every part was written in this run: where its failed lines are is known, in file order.
+            failed = [res for p in parts for res in _lines_at(p, self._failed_lines.pop(p))]
         else:
             failed = list(iter_failed(result_path))
         if failed and len(failed) >= job.request_count:
