@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import gc
 import hashlib
 import json
 import math
@@ -46,7 +47,13 @@ from batch_ops.config import Config, ModelPrice
 from batch_ops.errors import BatchOpsError, PolicyRefusal, StateError
 from batch_ops.ledger import LedgerAppend, Sums, cost_values, keys_for_batch
 from batch_ops.paths import Layout, safe_file_name
-from batch_ops.payload import iter_payload_meta, parse_request_line
+from batch_ops.payload import (
+    META_INDEX_SUFFIX,
+    iter_payload_meta,
+    parse_request_line,
+    read_meta_index,
+    write_payload,
+)
 from batch_ops.phases.base import (
     ItemMeta,
     OutputError,
@@ -390,7 +397,14 @@ def _json(value: str | None) -> str:
 
 
 def _float(value: float) -> str:
-    """A float as ``model_dump_json`` writes it (``repr`` differs: 1e-05 against 0.00001)."""
+    """A float as ``model_dump_json`` writes it (``repr`` differs: 1e-05 against 0.00001).
+
+    From 1e-4 to 1e16 (and zero) the two agree digit for digit (both the shortest text that reads
+    back as the same float, in plain notation), and ``repr`` costs a third: three per ledger line.
+    ``test_engine_lines`` holds the two to each other.
+    """
+    if value == 0.0 or 1e-4 <= abs(value) < 1e16:
+        return repr(value)
     return pydantic_core.to_json(value).decode("ascii")
 
 
@@ -420,6 +434,14 @@ class _Metas:
             return self.ticket[custom_id]
         text = self.json[custom_id]  # _CANONICAL_META: '{"ticket_id":' then null or a plain string
         return text[14 : text.index('"', 14)] if text[13] == '"' else None
+
+
+def _lines_at(path: Path, offsets: list[int]) -> Iterator[SettledResult]:
+    """The settled results that start at these byte offsets of a settled file the engine wrote."""
+    with open(path, "rb") as fh:
+        for offset in offsets:
+            fh.seek(offset)
+            yield SettledResult.model_validate_json(fh.readline())
 
 
 def _link_into(source: Path, target: Path) -> bool:
@@ -480,15 +502,27 @@ class _LineParts:
             f'"job_id":{_json(job.id)},"batch_id":{_json(ref.id)},"custom_id":'
         )
         self._ledger_alias = f'"provider":{_json(job.provider)},"model_alias":{_json(job.model_alias)},"model":'
+        self._keys: dict[tuple[str, str], tuple[str, ...]] = {}
+        # The custom_id and error of the last settled line as JSON: its ledger line comes next.
+        self._last: tuple[str | None, str | None, str, str] = (None, None, "", "")
+
+    def _strings(self, custom_id: str, error: str | None) -> tuple[str, str]:
+        last = self._last
+        if last[0] is custom_id and last[1] is error:
+            return last[2], last[3]
+        cid_json, error_json = _json(custom_id), _json(error)
+        self._last = (custom_id, error, cid_json, error_json)
+        return cid_json, error_json
 
     def settled(self, result: ResultLine, meta_json: str, status: str, output: str | None, error: str | None) -> str:
         u = result.usage
         model = self._models.get(result.model)
         if model is None:
             model = self._models[result.model] = _json(result.model)
+        cid_json, error_json = self._strings(result.custom_id, error)
         return (
-            f'{{"custom_id":{_json(result.custom_id)},"status":"{status}","meta":{meta_json},'
-            f'"output":{output or "null"},"error":{_json(error)}{self._tail}'
+            f'{{"custom_id":{cid_json},"status":"{status}","meta":{meta_json},'
+            f'"output":{output or "null"},"error":{error_json}{self._tail}'
             f'{{"input_tokens":{u.input_tokens},"output_tokens":{u.output_tokens},'
             f'"cache_creation_input_tokens":{u.cache_creation_input_tokens},'
             f'"cache_read_input_tokens":{u.cache_read_input_tokens},'
@@ -507,15 +541,20 @@ class _LineParts:
         model_json = self._models.get(model)
         if model_json is None:
             model_json = self._models[model] = _json(model)
+        cid_json, error_json = self._strings(result.custom_id, error)
         text = (
-            f'{self._ledger_head}{_json(result.custom_id)},"ticket_id":{_json(ticket_id)},{self._ledger_alias}'
+            f'{self._ledger_head}{cid_json},"ticket_id":{_json(ticket_id)},{self._ledger_alias}'
             f'{model_json},"mode":"{job.mode}","input_tokens":{u.input_tokens},"output_tokens":{u.output_tokens},'
             f'"cache_creation_input_tokens":{u.cache_creation_input_tokens},'
             f'"cache_read_input_tokens":{u.cache_read_input_tokens},"cost_usd":{_float(cost)},'
             f'"interactive_cost_usd":{_float(interactive_cost)},"savings_usd":{_float(savings)},'
-            f'"status":"{status}","attempts":{self.attempts},"error":{_json(error)}}}\n'
+            f'"status":"{status}","attempts":{self.attempts},"error":{error_json}}}\n'
         )
-        key = (self.stamp[:10], job.workflow, job.phase, job.model_alias, model, job.mode, status)
+        key = self._keys.get((model, status))
+        if key is None:
+            key = self._keys[model, status] = (
+                self.stamp[:10], job.workflow, job.phase, job.model_alias, model, job.mode, status
+            )
         sums = (
             u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens,
             cost, interactive_cost, savings,
@@ -564,6 +603,10 @@ class Engine:
         self.store = QueueStore(layout, warn)
         self._scan: BacklogScan | None = None
         self.health = RunHealth()
+        # Settled file -> where its failed lines start (byte offsets), for files written in this
+        # run: a job whose batches all settled now closes by reading those lines only (``_finish``),
+        # not 100,000 lines back for a few thousand; offsets, not the lines, to keep memory down.
+        self._failed_lines: dict[Path, list[int]] = {}
 
     # -- shared -------------------------------------------------------------------------------
 
@@ -673,20 +716,8 @@ class Engine:
         now = utcnow()
         job_id = queue.next_job_id(now)
         payload = self.layout.payloads_dir / f"{job_id}.jsonl"
-        text = "".join(
-            json.dumps(
-                {
-                    "custom_id": it.custom_id,
-                    "params": it.params,
-                    "meta": it.meta.model_dump(exclude_none=True),
-                },
-                separators=(",", ":"),
-                ensure_ascii=False,
-            )
-            + "\n"
-            for it in items
-        )
-        atomic_write_text(payload, text)
+        # With its meta index beside it: the reconcile's join reads that instead of the payload.
+        write_payload(payload, ((it.custom_id, it.params, it.meta.model_dump(exclude_none=True)) for it in items))
         job = JobRecord(
             id=job_id,
             workflow=phase.workflow,
@@ -1062,22 +1093,39 @@ class Engine:
         canonical = _CANONICAL_META.fullmatch
         try:
             path = self.layout.resolve_ops_path(job.payload_path)
-            for item in iter_payload_meta(path):
-                if item.custom_id in wanted:
-                    if canonical(item.meta):
-                        out.json[item.custom_id] = item.meta
+            indexed = self._indexed_metas(job)
+            items: Iterable[tuple[str, str]] = (
+                indexed if indexed is not None else ((m.custom_id, m.meta) for m in iter_payload_meta(path))
+            )
+            for cid, meta_json in items:
+                if cid in wanted:
+                    if canonical(meta_json):
+                        out.json[cid] = meta_json
                         continue
                     try:
-                        meta = ItemMeta.model_validate_json(item.meta)
+                        meta = ItemMeta.model_validate_json(meta_json)
                     except ValueError:
-                        self.warn(f"{job.id}: {job.payload_path}: meta of {item.custom_id} is not an object; ignored")
+                        self.warn(f"{job.id}: {job.payload_path}: meta of {cid} is not an object; ignored")
                         continue
-                    out.json[item.custom_id] = meta.model_dump_json()
-                    out.ticket[item.custom_id] = meta.ticket_id
+                    out.json[cid] = meta.model_dump_json()
+                    out.ticket[cid] = meta.ticket_id
         except (OSError, ValueError, KeyError, RecursionError, BatchOpsError) as exc:
             # Results are still settled; they only lose the ticket they came from.
             self.warn(f"{job.id}: {job.payload_path} unreadable for the join ({type(exc).__name__}: {exc})")
         return out
+
+    def _indexed_metas(self, job: JobRecord) -> Iterator[tuple[str, str]] | None:
+        """The payload's metas from its meta index (``payload.read_meta_index``); None to read the payload.
+
+        The index's path is the payload's with ``.meta`` added, held inside .backlog-ops/ as the
+        payload's is; a queue from before the index, or an index that is not the payload's, is None.
+        """
+        try:
+            path = self.layout.resolve_ops_path(job.payload_path)
+            index = self.layout.resolve_ops_path(job.payload_path + META_INDEX_SUFFIX)
+        except BatchOpsError:
+            return None
+        return read_meta_index(path, index)
 
     # -- create ---------------------------------------------------------------------------------
 
@@ -1171,6 +1219,16 @@ class Engine:
     # -- reconcile ----------------------------------------------------------------------------
 
     def reconcile(self, summary: RunSummary) -> None:
+        # What is alive now (the SDK, pydantic's schemas, the config: some 170,000 objects) lives
+        # for the whole run; frozen, the full collections that settling 100,000 results sets off
+        # walk only what the reconcile made (they were a quarter of its time). Memory only.
+        gc.freeze()
+        try:
+            self._reconcile(summary)
+        finally:
+            gc.unfreeze()
+
+    def _reconcile(self, summary: RunSummary) -> None:
         with self.store.locked() as queue:
             for job in self._ordered(queue):
                 if job.terminal or not job.batches:
@@ -1303,7 +1361,7 @@ class Engine:
             read = self.provider.read_result_line
             with open(raw_path, "rb") as fh:
                 for number, raw in enumerate(fh, start=1):
-                    if raw.strip():
+                    if not raw.isspace():  # not strip(): that copies each 2 KB line
                         yield number, read(raw, number)
             return
         path = self._ref_file(job, ref, "results.jsonl")
@@ -1336,10 +1394,15 @@ class Engine:
         # Settled lines and ledger lines are written as they are made (the ledger's staged in a
         # side file and appended in one go below): memory holds the join map, not the results.
         ledger = LedgerAppend(self.layout.ledger_file, self._ref_file(job, ref, "ledger.part"))
-        settled_out = atomic_writer(self._ref_file(job, ref, "settled.jsonl"))
+        settled_path = self._ref_file(job, ref, "settled.jsonl")
+        self._failed_lines.pop(settled_path, None)
+        settled_out = atomic_writer(settled_path)
         out = settled_out.__enter__()
         # The parts of every settled and ledger line that are the same for the whole batch.
         lines = _LineParts(job, ref, price)
+        pending: list[str] = []
+        failed_lines: list[int] = []
+        written = [0]  # bytes of settled lines so far
 
         def settle_one(result: ResultLine, verdict: str, what: str | None = None) -> None:
             cid = result.custom_id
@@ -1351,7 +1414,14 @@ class Engine:
                 return
             status, output, error = self._outcome(phase, ref, result, verdict, past)
             counts[status] = counts.get(status, 0) + 1
-            out.write(lines.settled(result, metas[cid], status, output, error))
+            text = lines.settled(result, metas[cid], status, output, error)
+            pending.append(text)
+            if status == "failed":
+                failed_lines.append(written[0])
+            written[0] += len(text) if text.isascii() else len(text.encode("utf-8"))
+            if len(pending) >= 256:  # one write per 256 lines: a text write per line cost more than its line
+                out.write("".join(pending))
+                pending.clear()
             if cid not in present:
                 ledger.add_prepared(*lines.ledger(result, ticket_id(cid), status, error), job_id=job.id)
 
@@ -1394,11 +1464,13 @@ class Engine:
             for cid in missing:
                 gone = ResultLine(custom_id=cid, outcome="expired", error_message="no result returned")
                 settle_one(gone, "retry", f"no result ({ref.error})" if ref.status == "lost" else "no result returned")
+            out.write("".join(pending))
         except BaseException as exc:
             settled_out.__exit__(type(exc), exc, exc.__traceback__)
             ledger.discard()
             raise
         settled_out.__exit__(None, None, None)
+        self._failed_lines[settled_path] = failed_lines
         if rejected:
             shown = ", ".join(f"{kind} {n}" for kind, n in sorted(rejected.items()))
             summary.notes.append(f"{job.id}/{ref.id}: result lines rejected, not applied ({shown})")
@@ -1495,7 +1567,11 @@ class Engine:
         if applied.report_path:
             job.report_path = applied.report_path
             summary.reports.append(applied.report_path)
-        failed = list(iter_failed(result_path))
+        if all(p in self._failed_lines for p in parts):
+            # Every part was written in this run: where its failed lines are is known, in file order.
+            failed = [res for p in parts for res in _lines_at(p, self._failed_lines.pop(p))]
+        else:
+            failed = list(iter_failed(result_path))
         if failed and len(failed) >= job.request_count:
             job.transition("failed", error=self._failure_text(job, failed, job_failed=True))
             summary.failed_jobs.append(job.id)

@@ -151,8 +151,15 @@ def add_job(
     batch_id: str | None = None,
     phase: str = "bulk-ticket-validation",
 ) -> JobRecord:
-    """Record a job whose payload is already in place; with ``batch_id``, as submitted in one batch."""
+    """Record a job whose payload is already in place; with ``batch_id``, as submitted in one batch.
+
+    The payload gets the meta index the engine's enqueue writes beside every payload it writes
+    (``payload.write_payload``), so the job is in the state an enqueued job is in.
+    """
+    from batch_ops.payload import write_meta_index
+
     layout = Layout(root=repo)
+    write_meta_index(layout.root / ".backlog-ops" / "payloads" / payload_name)
     now = iso(utcnow())
     job = JobRecord(
         id=job_id,

@@ -430,3 +430,98 @@ def test_an_answer_kept_as_it_came_is_the_models_dump(verdict: dict[str, Any], a
 def test_the_usual_answer_is_kept_without_a_dump() -> None:
     text = Verdict.model_validate_json(VERDICT).model_dump_json()
     assert _AS_DUMPED.fullmatch(text) and ValidationPhase().output_json(text) is text
+
+
+def _bounded_text(n: int) -> st.SearchStrategy[str]:
+    # Lengths either side of a field's max_length, with characters pydantic escapes now and then.
+    return st.builds(
+        lambda base, k, odd: (base * (k // max(len(base), 1) + 1))[:k] + odd,
+        st.sampled_from(["a", "é", "日本", "\U0001f600", "x y"]),
+        st.integers(n - 2, n + 1),
+        st.sampled_from(["", "", "", '"', "\\", "\n", "\x7f", "\u2028", "\ud800"]),
+    )
+
+
+_long_finding = st.fixed_dictionaries(
+    {"severity": st.sampled_from(["error", "warning", "info"]), "section": _bounded_text(80),
+     "message": _bounded_text(600), "suggested_fix": _bounded_text(600)}
+)  # fmt: skip
+_long_verdict = st.fixed_dictionaries(
+    {"valid": st.booleans(), "summary": _bounded_text(600),
+     "findings": st.lists(_long_finding, min_size=18, max_size=21)}
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(_long_verdict)
+def test_the_kept_pattern_holds_every_bound_of_the_schema(verdict: dict[str, Any]) -> None:
+    """An answer the pattern keeps is one the model accepts and dumps to the same text; near every bound."""
+    text = json.dumps(verdict, separators=(",", ":"), ensure_ascii=False)
+    try:
+        expected: str | None = Verdict.model_validate_json(text).model_dump_json()
+    except ValueError:
+        expected = None
+    if _AS_DUMPED.fullmatch(text):
+        assert expected == text
+    phase = ValidationPhase()
+    if expected is None:
+        with pytest.raises(OutputError):
+            phase.output_json(text)
+    else:
+        assert phase.output_json(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"), [("summary", 600), ("section", 80), ("message", 600), ("suggested_fix", 600), ("findings", 20)]
+)
+def test_one_past_a_bound_is_refused_as_the_model_refuses_it(field: str, limit: int) -> None:
+    finding = {"severity": "info", "section": "s", "message": "m", "suggested_fix": "f"}
+    verdict: dict[str, Any] = {"valid": True, "summary": "ok", "findings": [finding]}
+    for n, ok in ((limit, True), (limit + 1, False)):
+        if field == "findings":
+            verdict["findings"] = [finding] * n
+        elif field == "summary":
+            verdict["summary"] = "é" * n
+        else:
+            verdict["findings"] = [{**finding, field: "日" * n}]
+        text = json.dumps(verdict, separators=(",", ":"), ensure_ascii=False)
+        assert bool(_AS_DUMPED.fullmatch(text)) is ok
+        if ok:
+            assert ValidationPhase().output_json(text) is text
+        else:
+            with pytest.raises(OutputError):
+                ValidationPhase().output_json(text)
+
+
+def test_a_lone_surrogate_is_not_kept() -> None:
+    text = '{"valid":true,"summary":"a\ud800","findings":[]}'
+    assert not _AS_DUMPED.fullmatch(text)
+    with pytest.raises(OutputError):
+        ValidationPhase().output_json(text)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.floats(min_value=1e-5, max_value=1e-3),
+        st.floats(min_value=1e15, max_value=1e17),
+        st.sampled_from([0.0, -0.0, 1e-4, -1e-4, 9.999999999999999e-05, 1e16, 9999999999999998.0, 5e-324, 0.1 + 0.2]),
+    )
+)
+def test_a_float_in_a_ledger_line_is_pydantics_text(value: float) -> None:
+    from batch_ops.engine import _float
+
+    assert _float(value) == pydantic_core.to_json(value).decode("ascii")
+
+
+def test_the_ascii_pattern_is_the_pattern_on_ascii_text() -> None:
+    import re
+
+    from batch_ops.phases.validation import _AS_DUMPED_ASCII
+
+    assert _AS_DUMPED_ASCII.pattern.replace(r"[ !#-\[\]-\x7f]", "C") == _AS_DUMPED.pattern.replace(
+        r'[^"\\\x00-\x1f\ud800-\udfff]', "C"
+    )
+    for c in map(chr, range(128)):
+        assert bool(re.fullmatch(r"[ !#-\[\]-\x7f]", c)) == bool(re.fullmatch(r'[^"\\\x00-\x1f\ud800-\udfff]', c))

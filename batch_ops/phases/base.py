@@ -145,17 +145,18 @@ class SettledFile(Iterator[SettledResult]):
 def answer_json(model: type[BaseModel], text: str, what: str, *, as_dumped: re.Pattern[str] | None = None) -> str:
     """``parse_answer`` as the JSON a settled result holds, without the dict in between.
 
-    ``as_dumped`` matches only text that is already ``model_dump_json`` of what it validates to
-    (compact, fields in order, strings without escapes): such an answer is kept as it came.
+    ``as_dumped`` matches only text that is valid for ``model`` and already its ``model_dump_json``
+    (compact, fields in order, strings without escapes, every bound of the schema in the pattern):
+    such an answer is kept as it came, without building the model. Any other text is validated.
     """
+    if as_dumped is not None and as_dumped.fullmatch(text):
+        return text
     try:
         validated = model.model_validate_json(text)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(answer)"
         raise OutputError(f"answer does not fit the {what} schema: {where}: {first['msg']}") from None
-    if as_dumped is not None and as_dumped.fullmatch(text):
-        return text
     return validated.model_dump_json()
 
 

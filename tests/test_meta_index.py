@@ -1,0 +1,157 @@
+"""The payload's meta index: written at enqueue, used by the join only when it is the payload's own."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batch_ops.config import parse_config
+from batch_ops.engine import Engine
+from batch_ops.paths import Layout
+from batch_ops.payload import iter_payload_meta, meta_index_path, read_meta_index, write_meta_index, write_payload
+from batch_ops.queue import JobRecord
+
+RECORDS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("btv-A-1", {"t": 'é ,"meta":{}\u2028'}, {"ticket_id": "A-1", "ticket_path": "p é", "content_hash": "h"}),
+    ("btv-A-2", {"meta": {"x": 1}}, {"x": {"meta": 2}, "ticket_id": "A-2"}),
+    ("btv-A-3", {}, {}),
+    ("btv-A-4", {"x": [1.5, None]}, {"ticket_id": 'q"\\\t'}),
+]
+
+
+def _old_engine_text(records: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> str:
+    # What Engine._new_job wrote before the index (the payload's bytes must not change).
+    return "".join(
+        json.dumps({"custom_id": c, "params": p, "meta": m}, separators=(",", ":"), ensure_ascii=False) + "\n"
+        for c, p, m in records
+    )
+
+
+def _job(layout: Layout) -> JobRecord:
+    return JobRecord(id="job-1", workflow="w", phase="p", payload_path=".backlog-ops/payloads/job-1.jsonl",
+                     model_alias="cheap", created_at="2026-01-01T00:00:00Z", updated_at="2026-01-01T00:00:00Z",
+                     request_count=len(RECORDS))  # fmt: skip
+
+
+def _write(tmp_path: Path) -> tuple[Layout, Path]:
+    layout = Layout(tmp_path)
+    layout.payloads_dir.mkdir(parents=True)
+    payload = layout.payloads_dir / "job-1.jsonl"
+    assert write_payload(payload, RECORDS) == len(RECORDS)
+    return layout, payload
+
+
+def _indexed(payload: Path) -> list[tuple[str, str]] | None:
+    entries = read_meta_index(payload, meta_index_path(payload))
+    return None if entries is None else list(entries)
+
+
+def _scanned(payload: Path) -> list[tuple[str, str]]:
+    return [(m.custom_id, m.meta) for m in iter_payload_meta(payload)]
+
+
+def test_the_payload_is_unchanged_and_the_index_is_what_the_scan_reads(tmp_path: Path) -> None:
+    _, payload = _write(tmp_path)
+    assert payload.read_text(encoding="utf-8") == _old_engine_text(RECORDS)
+    assert _indexed(payload) == _scanned(payload)
+
+
+def test_an_index_written_from_the_payload_is_the_same(tmp_path: Path) -> None:
+    _, payload = _write(tmp_path)
+    first = meta_index_path(payload).read_bytes()
+    assert write_meta_index(payload)
+    header = json.loads(first.split(b"\n", 1)[0])
+    again = meta_index_path(payload).read_bytes()
+    assert json.loads(again.split(b"\n", 1)[0])["payload_sha256"] == header["payload_sha256"]
+    assert again.split(b"\n", 1)[1] == first.split(b"\n", 1)[1]
+
+
+def test_a_fresh_checkout_uses_the_index_through_the_hash(tmp_path: Path) -> None:
+    _, payload = _write(tmp_path)
+    st = payload.stat()
+    os.utime(payload, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    assert _indexed(payload) == _scanned(payload)
+
+
+def test_an_edited_payload_is_read_itself(tmp_path: Path) -> None:
+    _, payload = _write(tmp_path)
+    text = payload.read_text(encoding="utf-8")
+    payload.write_text(text.replace('"A-1"', '"B-1"'), encoding="utf-8")  # same size, new mtime
+    assert payload.stat().st_size == len(text.encode())
+    assert _indexed(payload) is None
+
+
+def test_an_edited_payload_with_the_old_mtime_is_still_caught_by_its_size(tmp_path: Path) -> None:
+    _, payload = _write(tmp_path)
+    st = payload.stat()
+    payload.write_text(payload.read_text(encoding="utf-8").replace('"A-1"', '"B-10"'), encoding="utf-8")
+    os.utime(payload, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert _indexed(payload) is None
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b[: len(b) // 2],  # torn
+        lambda b: b.replace(b"A-2", b"A-9"),  # edited body
+        lambda b: b.replace(b'"count":4', b'"count":3'),  # edited header
+        lambda b: b.split(b"\n", 1)[1],  # no header
+        lambda b: b"",
+        lambda b: b"\xff\xfe" + b,
+        lambda b: b'{"format":1}\n',
+        lambda b: b"[]\n" + b.split(b"\n", 1)[1],
+    ],
+)
+def test_a_damaged_index_is_never_used(tmp_path: Path, damage: Any) -> None:
+    _, payload = _write(tmp_path)
+    index = meta_index_path(payload)
+    index.write_bytes(damage(index.read_bytes()))
+    assert _indexed(payload) is None
+
+
+def test_the_index_of_another_payload_is_not_used(tmp_path: Path) -> None:
+    layout, payload = _write(tmp_path)
+    other = layout.payloads_dir / "job-2.jsonl"
+    write_payload(other, [(c, p, {**m, "n": 1}) for c, p, m in RECORDS])
+    meta_index_path(payload).write_bytes(meta_index_path(other).read_bytes())
+    assert _indexed(payload) is None
+
+
+def test_no_index_for_what_cannot_be_one(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"custom_id":"a\\tb","params":{},"meta":{}}\n', encoding="utf-8")
+    assert not write_meta_index(path)
+    assert not meta_index_path(path).exists()
+    path.write_text("not json\n", encoding="utf-8")
+    assert not write_meta_index(path)
+
+
+def _engine(layout: Layout) -> Engine:
+    return Engine(layout, parse_config({}), {})
+
+
+def test_the_join_is_the_same_with_and_without_the_index(tmp_path: Path) -> None:
+    layout, payload = _write(tmp_path)
+    job = _job(layout)
+    ids = [c for c, _, _ in RECORDS]
+    engine = _engine(layout)
+    assert engine._indexed_metas(job) is not None
+    with_index = engine._metas_for(job, ids)
+    meta_index_path(payload).unlink()
+    assert engine._indexed_metas(job) is None
+    without = engine._metas_for(job, ids)
+    assert with_index == without
+    assert [with_index.ticket_id(c) for c in ids] == ["A-1", "A-2", None, 'q"\\\t']
+
+
+def test_an_index_that_a_symlink_leads_out_of_backlog_ops_is_not_followed(tmp_path: Path) -> None:
+    layout, payload = _write(tmp_path / "repo")
+    outside = tmp_path / "outside.meta"
+    outside.write_bytes(meta_index_path(payload).read_bytes())
+    meta_index_path(payload).unlink()
+    os.symlink(outside, meta_index_path(payload))
+    assert _engine(layout)._indexed_metas(_job(layout)) is None
