@@ -562,6 +562,20 @@ class _LineParts:
         return text, key, sums
 
 
+def _decoded_payload_line(where: str, text: str) -> tuple[str, dict[str, Any]]:
+    """A payload line's custom_id and record, or the _PayloadProblem that says what is wrong with it."""
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise _PayloadProblem(f"{where} is nested too deeply to read") from None
+    except ValueError as exc:
+        raise _PayloadProblem(f"{where} is not JSON ({exc})") from None
+    cid = data.get("custom_id") if isinstance(data, dict) else None
+    if not isinstance(cid, str) or not CUSTOM_ID_RE.fullmatch(cid):
+        raise _PayloadProblem(f"{where}: custom_id {cid!r} does not match ^[a-zA-Z0-9_-]{{1,64}}$")
+    return cid, data
+
+
 class Engine:
     def __init__(
         self,
@@ -932,15 +946,7 @@ class Engine:
                 if not raw.strip():
                     continue
                 where = f"{job.payload_path} line {number}"
-                try:
-                    data = json.loads(raw)
-                except RecursionError:
-                    raise _PayloadProblem(f"{where} is nested too deeply to read") from None
-                except ValueError as exc:
-                    raise _PayloadProblem(f"{where} is not JSON ({exc})") from None
-                cid = data.get("custom_id") if isinstance(data, dict) else None
-                if not isinstance(cid, str) or not CUSTOM_ID_RE.fullmatch(cid):
-                    raise _PayloadProblem(f"{where}: custom_id {cid!r} does not match ^[a-zA-Z0-9_-]{{1,64}}$")
+                cid, data = _decoded_payload_line(where, raw)
                 if cid in seen:
                     raise _PayloadProblem(f"{where}: custom_id {cid} appears twice")
                 if not isinstance(data.get("params"), dict):
@@ -1026,16 +1032,7 @@ class Engine:
 
     def _checked_line(self, job: JobRecord, raw: bytes, number: int) -> tuple[str, Any]:
         """custom_id and params of a line in another shape, with ``_payload_lines``'s checks and messages."""
-        where = f"{job.payload_path} line {number}"
-        try:
-            data = json.loads(raw.decode("utf-8", errors="replace"))
-        except RecursionError:
-            raise _PayloadProblem(f"{where} is nested too deeply to read") from None
-        except ValueError as exc:
-            raise _PayloadProblem(f"{where} is not JSON ({exc})") from None
-        cid = data.get("custom_id") if isinstance(data, dict) else None
-        if not isinstance(cid, str) or not CUSTOM_ID_RE.fullmatch(cid):
-            raise _PayloadProblem(f"{where}: custom_id {cid!r} does not match ^[a-zA-Z0-9_-]{{1,64}}$")
+        cid, data = _decoded_payload_line(f"{job.payload_path} line {number}", raw.decode("utf-8", errors="replace"))
         return cid, data.get("params")
 
     def _plan_round(self, job: JobRecord, rnd: int, index: _PayloadIndex | None = None) -> list[list[str]]:
