@@ -144,10 +144,14 @@ class _Scale:
 
     def row(self, acc: list[int], row: dict[str, Any] | None = None) -> dict[str, Any]:
         """``Totals(...).row()`` from exact sums: the same keys in the same order, after ``row``'s."""
-        cost = acc[7] / self.denominator  # int / int: correctly rounded
-        uncached = acc[10] / self.uncached_denominator
+        return self._fill({} if row is None else row, acc, acc[10])
+
+    def _fill(self, out: dict[str, Any], acc: list[int], uncached_units: int) -> dict[str, Any]:
+        """Add a row's figures to ``out`` (int / int: each correctly rounded, once)."""
+        den = self.denominator
+        cost = acc[7] / den
+        uncached = uncached_units / self.uncached_denominator
         prompt = acc[2] + acc[4] + acc[5]
-        out = {} if row is None else row
         out.update({
             "requests": acc[0],
             "succeeded": acc[1],
@@ -157,8 +161,8 @@ class _Scale:
             "cache_read_input_tokens": acc[5],
             "requests_with_cache_read": acc[6],
             "cost_usd": cost,
-            "interactive_cost_usd": acc[8] / self.denominator,
-            "savings_usd": acc[9] / self.denominator,
+            "interactive_cost_usd": acc[8] / den,
+            "savings_usd": acc[9] / den,
             "uncached_interactive_cost_usd": uncached,
             "cache_hit_rate": acc[5] / prompt if prompt else None,
             "total_savings_usd": uncached - cost,
@@ -169,37 +173,14 @@ class _Scale:
     def job_rows(self, groups: dict[tuple[str, ...], list[int]], caching: dict[str, Any]) -> list[dict[str, Any]]:
         """``rows(groups, ("job_id", "phase", "model_alias", "mode"))`` plus each job's "caching".
 
-        The same dicts as ``row`` makes, written out as one display each: there is a row per job,
-        model and mode, tens of thousands of them.
+        The uncached cost is taken per row from its sums (``uncached``), not kept in each cell.
         """
-        den, uden = self.denominator, self.uncached_denominator
         out = []
         for key in sorted(groups):
-            acc = groups[key]
-            cost = acc[7] / den
-            uncached = self.uncached(key[2], acc) / uden
-            prompt = acc[2] + acc[4] + acc[5]
-            out.append({
-                "job_id": key[0],
-                "phase": key[1],
-                "model_alias": key[2],
-                "mode": key[3],
-                "requests": acc[0],
-                "succeeded": acc[1],
-                "input_tokens": acc[2],
-                "output_tokens": acc[3],
-                "cache_creation_input_tokens": acc[4],
-                "cache_read_input_tokens": acc[5],
-                "requests_with_cache_read": acc[6],
-                "cost_usd": cost,
-                "interactive_cost_usd": acc[8] / den,
-                "savings_usd": acc[9] / den,
-                "uncached_interactive_cost_usd": uncached,
-                "cache_hit_rate": acc[5] / prompt if prompt else None,
-                "total_savings_usd": uncached - cost,
-                "cost_ratio_vs_uncached_interactive": cost / uncached if uncached else None,
-                "caching": caching.get(key[0]),
-            })  # fmt: skip
+            row: dict[str, Any] = {"job_id": key[0], "phase": key[1], "model_alias": key[2], "mode": key[3]}
+            self._fill(row, groups[key], self.uncached(key[2], groups[key]))
+            row["caching"] = caching.get(key[0])
+            out.append(row)
         return out
 
     def rows(self, groups: dict[tuple[str, ...], list[int]], names: tuple[str, ...]) -> list[dict[str, Any]]:
