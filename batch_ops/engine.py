@@ -45,7 +45,7 @@ from batch_ops import budget, interactive, jobplan
 from batch_ops.backlog import BacklogScan, scan_backlog
 from batch_ops.config import Config, ModelPrice
 from batch_ops.errors import BatchOpsError, PolicyRefusal, StateError
-from batch_ops.ledger import LedgerAppend, Sums, cost_values, keys_for_batch
+from batch_ops.ledger import LedgerAppend, keys_for_batch
 from batch_ops.paths import Layout, safe_file_name
 from batch_ops.payload import (
     META_INDEX_SUFFIX,
@@ -435,6 +435,14 @@ class _Metas:
         text = self.json[custom_id]  # _CANONICAL_META: '{"ticket_id":' then null or a plain string
         return text[14 : text.index('"', 14)] if text[13] == '"' else None
 
+    def ticket_json(self, custom_id: str) -> str:
+        """The ticket id as JSON text, as ``model_dump_json`` writes it."""
+        if custom_id in self.ticket:
+            return _json(self.ticket[custom_id])
+        # _CANONICAL_META: the id is null or a string without escapes, so its JSON is as it stands.
+        text = self.json[custom_id]
+        return text[13 : text.index('"', 14) + 1] if text[13] == '"' else "null"
+
 
 def _lines_at(path: Path, offsets: list[int]) -> Iterator[SettledResult]:
     """The settled results that start at these byte offsets of a settled file the engine wrote."""
@@ -489,7 +497,7 @@ class _LineParts:
     ``test_engine_lines`` holds both to the models.
     """
 
-    def __init__(self, job: JobRecord, ref: BatchRef, price: ModelPrice) -> None:
+    def __init__(self, job: JobRecord, ref: BatchRef, price: ModelPrice, ledger: LedgerAppend) -> None:
         self.job = job
         self.price = price
         self.attempts = ref.round
@@ -502,7 +510,15 @@ class _LineParts:
             f'"job_id":{_json(job.id)},"batch_id":{_json(ref.id)},"custom_id":'
         )
         self._ledger_alias = f'"provider":{_json(job.provider)},"model_alias":{_json(job.model_alias)},"model":'
-        self._keys: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._ledger_mode = f'"mode":{_json(job.mode)},'
+        # cost_values's factors, taken once (the same floats it computes per call).
+        self._per_in = price.input_usd_per_mtok / 1_000_000
+        self._rates = (
+            price.cache_write_5m_multiplier, price.cache_write_1h_multiplier, price.cache_read_multiplier,
+            price.output_usd_per_mtok / 1_000_000,
+        )  # fmt: skip
+        self._discount = price.batch_discount if job.mode == "batch" else 1.0
+        self.sums = ledger.lines_of(self.stamp[:10], job.workflow, job.phase, job.model_alias, job.mode, job.id)
         # The custom_id and error of the last settled line as JSON: its ledger line comes next.
         self._last: tuple[str | None, str | None, str, str] = (None, None, "", "")
 
@@ -529,37 +545,38 @@ class _LineParts:
             f'"cache_creation_1h_input_tokens":{u.cache_creation_1h_input_tokens}}},"model":{model}}}\n'
         )
 
-    def ledger(
-        self, result: ResultLine, ticket_id: str | None, status: str, error: str | None
-    ) -> tuple[str, tuple[str, ...], Sums]:
-        """The ledger line's text, its summary group and its sums (``LedgerAppend.add_prepared``)."""
-        job, u = self.job, result.usage
-        cost, interactive_cost, savings = cost_values(u, self.price, job.mode)
-        if not math.isfinite(interactive_cost):
-            raise StateError(f"job {job.id}: the price of {job.model_alias} gives a cost of {interactive_cost}")
+    def ledger(self, result: ResultLine, ticket_json: str, status: str, error: str | None) -> str:
+        """The ledger line's text (``ticket_json``: the ticket id as JSON); its sums go to ``self.sums``.
+
+        The costs are ``cost_values``'s, computed here with the same operations in the same order
+        (so the same floats, as ``test_engine_lines`` checks): a call per line was a tenth of it.
+        """
+        u = result.usage
+        tokens_in, tokens_out = u.input_tokens, u.output_tokens
+        write, read = u.cache_creation_input_tokens, u.cache_read_input_tokens
+        per_in, (m5, m1, mr, per_out) = self._per_in, self._rates
+        write_1h = min(u.cache_creation_1h_input_tokens, write)
+        interactive = (
+            tokens_in * per_in + (write - write_1h) * per_in * m5 + write_1h * per_in * m1
+            + read * per_in * mr + tokens_out * per_out
+        )  # fmt: skip
+        if not math.isfinite(interactive):
+            raise StateError(f"job {self.job.id}: the price of {self.job.model_alias} gives a cost of {interactive}")
+        cost = interactive * self._discount
+        savings = interactive - cost
         model = result.model or self.price.model
         model_json = self._models.get(model)
         if model_json is None:
             model_json = self._models[model] = _json(model)
         cid_json, error_json = self._strings(result.custom_id, error)
-        text = (
-            f'{self._ledger_head}{cid_json},"ticket_id":{_json(ticket_id)},{self._ledger_alias}'
-            f'{model_json},"mode":"{job.mode}","input_tokens":{u.input_tokens},"output_tokens":{u.output_tokens},'
-            f'"cache_creation_input_tokens":{u.cache_creation_input_tokens},'
-            f'"cache_read_input_tokens":{u.cache_read_input_tokens},"cost_usd":{_float(cost)},'
-            f'"interactive_cost_usd":{_float(interactive_cost)},"savings_usd":{_float(savings)},'
-            f'"status":"{status}","attempts":{self.attempts},"error":{error_json}}}\n'
+        self.sums.add(model, status, tokens_in, tokens_out, write, read, cost, interactive, savings)
+        return (
+            f'{self._ledger_head}{cid_json},"ticket_id":{ticket_json},{self._ledger_alias}'
+            f'{model_json},{self._ledger_mode}"input_tokens":{tokens_in},"output_tokens":{tokens_out},'
+            f'"cache_creation_input_tokens":{write},"cache_read_input_tokens":{read},'
+            f'"cost_usd":{_float(cost)},"interactive_cost_usd":{_float(interactive)},'
+            f'"savings_usd":{_float(savings)},"status":"{status}","attempts":{self.attempts},"error":{error_json}}}\n'
         )
-        key = self._keys.get((model, status))
-        if key is None:
-            key = self._keys[model, status] = (
-                self.stamp[:10], job.workflow, job.phase, job.model_alias, model, job.mode, status
-            )
-        sums = (
-            u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens,
-            cost, interactive_cost, savings,
-        )  # fmt: skip
-        return text, key, sums
 
 
 def _decoded_payload_line(where: str, text: str) -> tuple[str, dict[str, Any]]:
@@ -1378,7 +1395,7 @@ class Engine:
         max_retries = self.config.policy.retry_policy.max_retries
         ids = self._ref_ids(job, ref)
         joined = self._metas_for(job, ids)
-        metas, ticket_id = joined.json, joined.ticket_id
+        metas, ticket_json = joined.json, joined.ticket_json
         expected = metas  # the custom_ids this batch holds
         history = self._history(job, ref.round)
         can_retry = ref.round <= max_retries
@@ -1396,8 +1413,9 @@ class Engine:
         settled_out = atomic_writer(settled_path)
         out = settled_out.__enter__()
         # The parts of every settled and ledger line that are the same for the whole batch.
-        lines = _LineParts(job, ref, price)
+        lines = _LineParts(job, ref, price, ledger)
         pending: list[str] = []
+        pending_ledger: list[str] = []
         failed_lines: list[int] = []
         written = [0]  # bytes of settled lines so far
 
@@ -1416,11 +1434,13 @@ class Engine:
             if status == "failed":
                 failed_lines.append(written[0])
             written[0] += len(text) if text.isascii() else len(text.encode("utf-8"))
+            if cid not in present:
+                pending_ledger.append(lines.ledger(result, ticket_json(cid), status, error))
             if len(pending) >= 256:  # one write per 256 lines: a text write per line cost more than its line
                 out.write("".join(pending))
                 pending.clear()
-            if cid not in present:
-                ledger.add_prepared(*lines.ledger(result, ticket_id(cid), status, error), job_id=job.id)
+                ledger.add_text("".join(pending_ledger))
+                pending_ledger.clear()
 
         rejected: dict[str, int] = {}
 
@@ -1462,6 +1482,7 @@ class Engine:
                 gone = ResultLine(custom_id=cid, outcome="expired", error_message="no result returned")
                 settle_one(gone, "retry", f"no result ({ref.error})" if ref.status == "lost" else "no result returned")
             out.write("".join(pending))
+            ledger.add_text("".join(pending_ledger))
         except BaseException as exc:
             settled_out.__exit__(type(exc), exc, exc.__traceback__)
             ledger.discard()

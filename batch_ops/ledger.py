@@ -139,6 +139,42 @@ def append_lines(path: Path, lines: Iterable[LedgerLine]) -> int:
     return len(parts)
 
 
+class LineSums:
+    """Running sums of ledger lines that differ only in model and status (say, one batch's).
+
+    Per (model, status): lines, the four token sums, the three costs summed as floats in line
+    order (as the summary's groups sum them) and exactly (``units``, as its report cells do),
+    and the lines with a cache read.
+    """
+
+    __slots__ = ("by", "day", "job_id", "mode", "model_alias", "phase", "workflow")
+
+    def __init__(self, day: str, workflow: str, phase: str, model_alias: str, mode: str, job_id: str) -> None:
+        self.day, self.workflow, self.phase = day, workflow, phase
+        self.model_alias, self.mode, self.job_id = model_alias, mode, job_id
+        self.by: dict[tuple[str, str], list[Any]] = {}
+
+    def add(
+        self, model: str, status: str, tokens_in: int, tokens_out: int, cache_write: int, cache_read: int,
+        cost: float, interactive: float, savings: float,
+    ) -> None:  # fmt: skip
+        acc = self.by.get((model, status))
+        if acc is None:
+            acc = self.by[model, status] = [0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0, 0, 0, 0]
+        acc[0] += 1
+        acc[1] += tokens_in
+        acc[2] += tokens_out
+        acc[3] += cache_write
+        acc[4] += cache_read
+        acc[5] += cost
+        acc[6] += interactive
+        acc[7] += savings
+        acc[8] += cache_read > 0
+        acc[9] += units(cost)
+        acc[10] += units(interactive)
+        acc[11] += units(savings)
+
+
 class LedgerAppend:
     """Many ledger lines staged in a side file, then appended to the ledger in one go.
 
@@ -151,6 +187,7 @@ class LedgerAppend:
         self.stage = stage
         self.count = 0
         self._totals = _Totals()
+        self._line_sums: list[LineSums] = []
         stage.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(stage, "w", encoding="utf-8")  # noqa: SIM115 - closed by commit or discard
 
@@ -159,16 +196,19 @@ class LedgerAppend:
         self._totals.add(line)
         self.count += 1
 
-    def add_prepared(self, text: str, key: tuple[str, ...], sums: Sums, job_id: str | None = None) -> None:
-        """One line already serialised, with its group key and its sums (tokens, then costs).
+    def lines_of(self, day: str, workflow: str, phase: str, model_alias: str, mode: str, job_id: str) -> LineSums:
+        """Sums for lines the caller serialises itself (``add_text``), all of one job, day and mode.
 
-        ``job_id`` is the line's (the report's cells are per job); without it, it is read from ``text``.
+        The settle's hot loop: one ``LineSums.add`` per line instead of a group and cell lookup per
+        line. ``commit`` adds the sums in and counts their lines.
         """
+        sums = LineSums(day, workflow, phase, model_alias, mode, job_id)
+        self._line_sums.append(sums)
+        return sums
+
+    def add_text(self, text: str) -> None:
+        """Lines already serialised (each ending in a newline), each given once to a ``LineSums.add``."""
         self._fh.write(text)
-        if job_id is None:
-            job_id = str(json.loads(text)["job_id"])
-        self._totals.add_sums(key, sums, job_id)
-        self.count += 1
 
     def add_fields(self, fields: dict[str, Any]) -> None:
         """One line given as a dict of every ``LedgerLine`` field (the caller vouches for the types)."""
@@ -178,6 +218,9 @@ class LedgerAppend:
 
     def commit(self) -> int:
         self._fh.close()
+        for sums in self._line_sums:
+            self.count += self._totals.add_line_sums(sums)
+        self._line_sums.clear()
         if self.count:
             with open(self.stage, "rb") as fh:
                 _append(self.path, iter(lambda: fh.read(_BLOCK), b""), self._totals, self.count)
@@ -384,6 +427,26 @@ class _Totals:
         cell[7] += units(cost)
         cell[8] += units(interactive)
         cell[9] += units(savings)
+
+    def add_line_sums(self, sums: LineSums) -> int:
+        """Add what a ``LineSums`` gathered; returns how many lines that was."""
+        lines = 0
+        for (model, status), acc in sums.by.items():
+            key = (sums.day, sums.workflow, sums.phase, sums.model_alias, model, sums.mode, status)
+            group = self.groups.get(key)
+            if group is None:
+                group = self.groups[key] = [0, 0, 0, 0, 0, 0.0, 0.0, 0.0]
+            for i in range(8):
+                group[i] += acc[i]
+            cell_key = (sums.day, sums.job_id, sums.phase, sums.model_alias, model, sums.mode)
+            cell = self.cells.get(cell_key)
+            if cell is None:
+                cell = self.cells[cell_key] = [0] * 10
+            more = (acc[0], acc[0] if status == "succeeded" else 0, *acc[1:5], acc[8], *acc[9:12])
+            for i, value in enumerate(more):
+                cell[i] += value
+            lines += acc[0]
+        return lines
 
     def add_fields(self, f: dict[str, Any]) -> None:
         key = (f["timestamp"][:10], f["workflow"], f["phase"], f["model_alias"], f["model"], f["mode"], f["status"])

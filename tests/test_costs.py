@@ -170,14 +170,15 @@ def _write_ledger(layout: Layout, rng: random.Random, config: Config, n: int) ->
             elif way == 2:
                 staged.add_fields(dict(line.__dict__))
             else:
-                text = line.model_dump_json() + "\n"
+                # As the engine stages a batch: serialised lines, their sums by (model, status).
                 f = line.__dict__
-                key = tuple(f[k] for k in ("workflow", "phase", "model_alias", "model", "mode", "status"))
-                key = (line.timestamp[:10], *key)
-                sums = tuple(f[k] for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
-                                            "cache_read_input_tokens", "cost_usd", "interactive_cost_usd",
-                                            "savings_usd"))
-                staged.add_prepared(text, key, sums, line.job_id if rng.random() < 0.5 else None)
+                sums = staged.lines_of(
+                    line.timestamp[:10], line.workflow, line.phase, line.model_alias, line.mode, line.job_id
+                )
+                sums.add(line.model, line.status, *(f[k] for k in ("input_tokens", "output_tokens",
+                         "cache_creation_input_tokens", "cache_read_input_tokens", "cost_usd",
+                         "interactive_cost_usd", "savings_usd")))  # fmt: skip
+                staged.add_text(line.model_dump_json() + "\n")
         staged.commit()
         if rng.random() < 0.05:  # a hand-edited line in the middle: reported, not counted
             with open(layout.ledger_file, "a", encoding="utf-8") as fh:

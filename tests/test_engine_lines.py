@@ -16,7 +16,16 @@ from hypothesis import strategies as st
 from batch_ops.cli import main
 from batch_ops.config import DEFAULT_MODELS
 from batch_ops.engine import _CANONICAL_META, _LineParts, _Metas
-from batch_ops.ledger import LedgerLine, TokenCounts, Usage, iter_ledger, price_usage
+from batch_ops.ledger import (
+    LedgerAppend,
+    LedgerLine,
+    TokenCounts,
+    Usage,
+    _Totals,
+    cost_values,
+    iter_ledger,
+    price_usage,
+)
 from batch_ops.paths import Layout
 from batch_ops.payload import split_line
 from batch_ops.phases.base import ItemMeta, OutputError, SettledResult
@@ -131,15 +140,18 @@ def test_the_fast_reader_never_accepts_what_the_sdk_type_refuses(raw: bytes) -> 
     assert read_result_line(raw, 7) == _sdk_reading(raw, 7)
 
 
-def test_settled_and_ledger_lines_are_the_models_own_text() -> None:
+@pytest.mark.parametrize("mode", ["batch", "interactive"])
+def test_settled_and_ledger_lines_are_the_models_own_text(tmp_path: Path, mode: str) -> None:
     job = JobRecord(
         id="job-20260101-0001", workflow="bulk-ticket-validation", phase="bulk-ticket-validation",
         payload_path=".backlog-ops/payloads/x.jsonl", model_alias="cheap", created_at="2026-01-01T00:00:00Z",
-        updated_at="2026-01-01T00:00:00Z", request_count=3,
+        updated_at="2026-01-01T00:00:00Z", request_count=3, mode=mode,
     )  # fmt: skip
     ref = BatchRef(id="msgbatch_é", round=2, chunk=0, request_count=3, intent_at="2026-01-01T00:00:00Z")
     price = DEFAULT_MODELS["cheap"]
-    parts = _LineParts(job, ref, price)
+    staged = LedgerAppend(tmp_path / "usage-ledger.jsonl", tmp_path / "stage.part")
+    parts = _LineParts(job, ref, price, staged)
+    expected = _Totals()
     phase = ValidationPhase()
     metas = [
         ItemMeta(ticket_id="T-1", ticket_path="backlog/data/pending/T-1.md", content_hash="ab"),
@@ -163,7 +175,7 @@ def test_settled_and_ledger_lines_are_the_models_own_text() -> None:
             attempts=ref.round, usage=usage, model=result.model,
         )  # fmt: skip
         assert fast == model.model_dump_json() + "\n"
-        text, key, sums = parts.ledger(result, meta.ticket_id, status, error)
+        text = parts.ledger(result, pydantic_core.to_json(meta.ticket_id).decode(), status, error)
         cost = price_usage(usage, price, job.mode)
         line = LedgerLine(
             timestamp=parts.stamp, workflow=job.workflow, phase=job.phase, job_id=job.id, batch_id=ref.id,
@@ -175,12 +187,41 @@ def test_settled_and_ledger_lines_are_the_models_own_text() -> None:
         )  # fmt: skip
         assert text == line.model_dump_json() + "\n"
         assert LedgerLine.model_validate_json(text) == line
-        assert key == (line.timestamp[:10], line.workflow, line.phase, line.model_alias, line.model, line.mode,
-                       line.status)  # fmt: skip
-        assert sums == (
-            line.input_tokens, line.output_tokens, line.cache_creation_input_tokens, line.cache_read_input_tokens,
-            line.cost_usd, line.interactive_cost_usd, line.savings_usd,
-        )  # fmt: skip
+        expected.add(line)
+    # The sums the staged lines were given are the ones a line-by-line reading of them gives.
+    got = _Totals()
+    assert got.add_line_sums(parts.sums) == 3
+    assert got.groups == expected.groups and got.cells == expected.cells
+    staged.discard()
+
+
+_tokens = st.integers(min_value=0, max_value=10**9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(sorted(DEFAULT_MODELS)), st.sampled_from(["batch", "interactive"]),
+    st.tuples(_tokens, _tokens, _tokens, _tokens, _tokens),
+)  # fmt: skip
+def test_the_ledger_lines_costs_are_cost_values_own_floats(alias: str, mode: str, counts: tuple[int, ...]) -> None:
+    """The settle computes the costs inline: bit for bit what ``cost_values`` gives."""
+    job = JobRecord(
+        id="job-20260101-0001", workflow="w", phase="p", payload_path=".backlog-ops/payloads/x.jsonl",
+        model_alias=alias, created_at="2026-01-01T00:00:00Z", updated_at="2026-01-01T00:00:00Z",
+        request_count=1, mode=mode,
+    )  # fmt: skip
+    ref = BatchRef(id="msgbatch_1", round=1, chunk=0, request_count=1, intent_at="2026-01-01T00:00:00Z")
+    price = DEFAULT_MODELS[alias]
+    usage = TokenCounts(*counts)
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = LedgerAppend(Path(tmp) / "l.jsonl", Path(tmp) / "l.part")
+        parts = _LineParts(job, ref, price, staged)
+        text = parts.ledger(ResultLine("c-1", "succeeded", "{}", None, "end_turn", usage), "null", "succeeded", None)
+        staged.discard()
+    line = json.loads(text)
+    assert (line["cost_usd"], line["interactive_cost_usd"], line["savings_usd"]) == cost_values(usage, price, mode)
+    (acc,) = parts.sums.by.values()
+    assert tuple(acc[5:8]) == cost_values(usage, price, mode)
 
 
 @given(st.one_of(st.none(), short_text), st.one_of(st.none(), short_text), st.one_of(st.none(), short_text))
@@ -197,6 +238,7 @@ def test_a_payload_meta_is_used_as_written_only_when_it_is_the_models_text(
         model = ItemMeta.model_validate_json(text)
         assert model.model_dump_json() == text
         assert _Metas({"c": text}, {}).ticket_id("c") == model.ticket_id
+        assert _Metas({"c": text}, {}).ticket_json("c") == pydantic_core.to_json(model.ticket_id).decode()
 
 
 def test_output_json_is_what_the_settled_model_writes() -> None:
