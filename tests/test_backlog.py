@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from batch_ops.backlog import parse_ticket, scan_backlog
+from batch_ops.backlog import Ticket, parse_ticket, scan_backlog
 from batch_ops.checks import validate_ticket
 from batch_ops.config import TicketValidation
 from batch_ops.errors import TicketError
@@ -66,6 +66,22 @@ def test_well_formed_ticket_parses_into_sections() -> None:
     assert t.affected_files() == ["src/thing.ts"]
     assert t.verification_commands() == ["npx vitest run thing"]
     assert validate_ticket(t, TicketValidation(requireDependencyCheck=True)) == []
+
+
+def test_a_built_ticket_is_what_model_construct_makes(tmp_path: Path) -> None:
+    """``Ticket.built`` stands in for ``model_construct``: the same state, the same behaviour."""
+    assert not any(f.alias or f.validation_alias or not f.is_required() for f in Ticket.model_fields.values())
+    assert not Ticket.__private_attributes__ and Ticket.model_config.get("extra") in (None, "ignore")
+    t = parse_ticket(GOOD.encode(), "backlog/data/pending/FEAT-100.md")
+    values = {name: getattr(t, name) for name in Ticket.model_fields}
+    made = Ticket.model_construct(**values)
+    assert t.__dict__ == made.__dict__ and t == made
+    assert t.__pydantic_fields_set__ == made.__pydantic_fields_set__ == set(Ticket.model_fields)
+    assert (t.__pydantic_extra__, t.__pydantic_private__) == (made.__pydantic_extra__, made.__pydantic_private__)
+    assert t.model_dump() == made.model_dump() and t.model_copy(update={"id": "X"}).id == "X"
+    assert Ticket.model_validate(t.model_dump()) == t
+    with pytest.raises(ValueError):
+        t.id = "other"  # type: ignore[misc]  # frozen, as the model says
 
 
 def test_crlf_and_bom_parse_the_same_but_are_remembered() -> None:

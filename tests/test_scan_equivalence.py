@@ -14,9 +14,12 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batch_ops.backlog import _FENCE, Ticket, _split_sections, parse_ticket, scan_backlog
+from batch_ops.backlog import Ticket, _front_close, _split_sections, parse_ticket, scan_backlog
 from batch_ops.frontmatter import parse_simple
 from batch_ops.testing.ticketgen import generate_backlog
+
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_FRONT_CLOSE = re.compile(r"^---[ \t]*$", re.MULTILINE)
 
 
 def _old_mark_lines(text: str, body_start: int) -> list[tuple[int, bool]]:
@@ -135,3 +138,11 @@ def test_cached_front_matter_lines_are_fresh_lists() -> None:
     again = parse_simple(text)
     assert again == {"id": "A-1", "tags": ["a", "b"], "blockers": [], "status": "pending"}
     assert parse_simple("a: [x, [y]]") is None and parse_simple("a: [x, [y]]") is None  # declines stay declined
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["---", "\n", " ", "\t", "-", "x", "\u00a0", "--", ":", "\x0b"]), max_size=30))
+def test_front_matter_closes_where_the_regex_said(parts: list[str]) -> None:
+    text = "---\n" + "".join(parts)
+    old = _FRONT_CLOSE.search(text, 4)
+    assert _front_close(text) == (None if old is None else (old.start(), old.end()))
