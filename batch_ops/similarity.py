@@ -1,39 +1,45 @@
 """Zero-token duplicate candidates: top-K cosine by sparse matrix products (numpy, scipy).
 
-Text: the title, Context, Description, Affected Files and acceptance criteria (what the model
-judging a pair sees), and the verification commands (``ticket_text``). Lower-cased words and
-numbers, English stop words and ticket boilerplate out, a light suffix stemmer so that "invoices"
-meets "invoice". Never all pairs.
+Text, in two fields (``ticket_fields``): the *prose* (title, Context, Description, acceptance
+criteria: what the model judging a pair reads) and the *paths* (the Affected Files table and the
+verification commands). Lower-cased words and numbers, English stop words and ticket boilerplate
+out, a light suffix stemmer (plural and verb endings, then a final "e" and a doubled consonant, so
+that "invoices" meets "invoice", "dragging" "drag" and "rearranging" "rearrange"). Never all pairs.
 
-Each ticket gets two L2-normalised TF-IDF vectors (smoothed IDF), built with numpy a chunk of
-tickets at a time: a *retrieval* vector, its ``vector_terms`` (24) heaviest terms weighted
-sqrt(tf)·idf, and a *scoring* vector, its ``score_terms`` (48) heaviest weighted log(1 + tf)·idf.
-Retrieval is a sparse product, a block of tickets' retrieval vectors (a few hundred to 4,096 rows,
-so that a block's product holds about ``_BLOCK_NNZ`` values) times an inverted index (term x
-ticket, CSR) in which every ticket is listed under its ``m`` heaviest terms only. That partial
-cosine picks each ticket's ``pool`` (100) best others (``argpartition`` per row); those are ranked
-by the cosine of the scoring vectors, and the ticket keeps its ``per_ticket`` best above
-``min_score``. The pair list is the union, each pair once, best first, with the shared terms
-whose weight products are largest.
+Each ticket gets, per field, two L2-normalised TF-IDF vectors (smoothed IDF, per field): a
+*retrieval* vector, its ``vector_terms`` (24; paths ``path_vector_terms``, 12) heaviest terms
+weighted sqrt(tf)·idf, and a *scoring* vector, its ``score_terms`` (48; paths ``path_terms``, 24)
+heaviest weighted log(1 + tf)·idf. The two fields sit side by side, scaled so that a dot product
+is (1 - w) x prose cosine + w x paths cosine (``path_weight`` w = 0.5; a missing field counts 0).
+Retrieval is a sparse product, a block of tickets' retrieval vectors (a few hundred to 4,096
+rows, so that a block's product holds about ``_BLOCK_NNZ`` values) times an inverted index (term x
+ticket, CSR) in which every ticket is listed under its ``m`` heaviest terms only, leaving out terms
+in more than half of the vectors (``index_share``: src, tests, "pass in CI"; they would meet
+everyone and pick no one). That partial cosine picks each ticket's ``pool`` (100) best others
+(``argpartition`` per row); those are ranked by the scoring vectors, and the ticket keeps its
+``per_ticket`` (3) best above ``min_score``. The pair list is the union, each pair once, best
+first, with the shared terms whose weight products are largest.
 
 The product costs sum over terms of (tickets whose retrieval vector holds it) x (tickets indexed
-under it): quadratic in the common terms. ``m`` is the largest of 24, 16, 12, 10, 8, 6 whose cost
-fits ``work_budget`` (2e9 multiply-adds): at 10,000 tickets it is 24, so the retrieval score is
-the exact cosine over every ticket; at 100,000 it is 12 (the exact product would be 5.7e9 and
-each ticket would meet 40 % of the others). A reworded twin shares its rare, heavy terms, so it
-is still met through the heaviest ones. This replaced pair-of-terms keys with a posting cap,
-whose pool by key count lost about one planted pair in ten at 100,000 tickets.
+under it): quadratic in the common terms. ``m`` is the largest of 36 (every term), 24, 16, 12, 10,
+8, 6 whose cost fits ``work_budget`` (2e9 multiply-adds): at 10,000 tickets it is 36, so the
+retrieval score is the exact cosine; at 100,000 it is 12. A reworded twin shares its rare, heavy
+terms, so it is still met through the heaviest ones.
 
-Why these weights (``bench/duplicates_recall.md`` has the figures): a reworded duplicate keeps
-talking about the same things (nouns, numbers, names, files), so repetition is signal, but with
-raw tf a ticket's subject, said ten times, outweighs everything else, and in a large backlog
-hundreds of tickets share a subject. Exact top-5 recall over all 100,000 tickets (no retrieval
-step at all) is 0.956 with 24-term sqrt(tf) vectors, 0.980 with 48 terms, 0.982 untruncated and
-0.988 with 48-term log(1 + tf) vectors, and 0.996 (top 10: 1.000) once the verification commands
-are in the text: the longer vectors carry the details (customer, edition, numbers) and the
-commands the module path that tell a twin from the same topic in another edition. Longer vectors
-cost too much to retrieve with (the product doubles), but scoring a pool of 100 with them is
-cheap. With the retrieval step the whole reaches 0.994 at 100,000 tickets, 1.000 at 10,000.
+Why two fields (``bench/duplicates_recall.md`` has the figures): a reworded duplicate keeps
+talking about the same things (nouns, numbers, names, files), so repetition is signal, and the
+paths name the module a ticket's work touches, which tells a twin from the same topic in another
+module. But many tickets have no file table or commands, and in one vector with the prose a
+ticket's paths (short, rare file names) carried a large share of its weight: a ticket with a file
+table ranked the same topic in another module, which copies the table's shape, above its twin
+without one, and the twin saw the ticket's prose diluted by paths it does not have.
+Scored apart, a ticket without paths ranks every other by prose alone, and two tickets with paths
+count both. At 100,000 tickets the exact (no retrieval step) recall of the planted pairs at K = 3
+went from 0.992 (one vector) to 1.000, at K = 1 from 0.876 to 0.938; the stemmer's two rules are
+part of that (without them 0.998 at K = 3). Word bigrams (verbatim template sentences are shared
+by same-topic tickets more than by reworded twins: worse at every K), a heavier IDF, binary tf and
+fewer terms were measured and are no better. With the retrieval step the whole reaches 1.000 at
+K = 3 at 500, 10,000 and 100,000 tickets.
 """
 
 from __future__ import annotations
@@ -101,12 +107,24 @@ class Candidate:
 
 @dataclass
 class Params:
-    per_ticket: int = 5
-    min_score: float = 0.0
-    vector_terms: int = 24  # terms per retrieval vector (the heaviest, sqrt(tf) weights)
+    """The candidate step's settings. The defaults are the product's: the duplicate-detection phase,
+    ``batch-ops duplicates --candidates`` and benchmark figure 4 all use them, so the list a user
+    prints is the list the model judges, and the recall measured is the product's.
+
+    ``per_ticket`` 3: every planted pair is among each ticket's 3 best at 500, 10,000 and 100,000
+    tickets (``bench/duplicates_recall.md``), at about 2.0-2.4 pairs per ticket for the model to
+    judge; 5 finds no more and asks about 3.4-3.9 pairs per ticket, 1.7 times the judging cost."""
+
+    per_ticket: int = 3
+    min_score: float = 0.05  # lower is shared vocabulary, not worth a request
+    vector_terms: int = 24  # prose terms per retrieval vector (the heaviest, sqrt(tf) weights)
+    path_vector_terms: int = 12  # paths terms per retrieval vector
     pool: int = 100  # candidates per ticket, by the retrieval product, that the scoring vectors rank
     index_terms: int = 0  # 0: chosen from ``work_budget``; else the heaviest terms each ticket is indexed under
-    score_terms: int = 48  # terms per scoring vector (log(1 + tf) weights)
+    score_terms: int = 48  # prose terms per scoring vector (log(1 + tf) weights)
+    path_terms: int = 24  # paths terms per scoring vector
+    path_weight: float = 0.5  # the paths cosine's share of a pair's score (the prose cosine has the rest)
+    index_share: float = 0.5  # a term in more of the retrieval vectors than this share is not indexed
     work_budget: float = 2.0e9  # multiply-adds the retrieval product may cost (see ``_index_depth``)
 
 
@@ -129,6 +147,12 @@ def stem(word: str) -> str:
         out = word[:-2]
     elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         out = word[:-1]
+    # One form for a word with and without its ending: a final "e" goes (rearrange, rearranging;
+    # save, saved) and a doubled final consonant is undoubled (dragging, drag; dropped, drop).
+    if len(out) > 3 and out.endswith("e"):
+        out = out[:-1]
+    if len(out) > 3 and out[-1] == out[-2] and out[-1] not in "aeiouls":
+        out = out[:-1]
     if len(_STEM_CACHE) < 500_000:
         _STEM_CACHE[word] = out
     return out
@@ -138,61 +162,97 @@ def tokens(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOP_WORDS and (len(w) > 1 or w.isdigit())]
 
 
-def ticket_text(ticket: Ticket) -> str:
-    """Title, Context, Description, Affected Files, the acceptance criteria (without their
-    ``- [ ] AC-n:`` prefixes) and the verification commands. The commands name the directories the
-    work touches, like Affected Files, and a ticket without that table usually still has them: at
-    100,000 tickets they are what tells a twin from the same topic in another module (see the
-    module docstring)."""
+def ticket_fields(ticket: Ticket) -> tuple[str, str]:
+    """The two texts a ticket is compared by: its *prose* (title, Context, Description and the
+    acceptance criteria without their ``- [ ] AC-n:`` prefixes) and its *paths* (the Affected Files
+    table and the verification commands). The paths name the directories the work touches; at
+    100,000 tickets they are what tells a twin from the same topic in another module, but many
+    tickets have neither, and in one vector with the prose they outweighed it (see the module
+    docstring)."""
     criteria = "\n".join(_AC_PREFIX.sub("", line) for line in ticket.acceptance_criteria())
     commands = "\n".join(ticket.verification_commands())
-    return (
-        f"{ticket.title}\n{ticket.section('Context') or ''}\n{ticket.section('Description') or ''}\n"
-        f"{ticket.section('Affected Files') or ''}\n{criteria}\n{commands}"
-    )
+    prose = f"{ticket.title}\n{ticket.section('Context') or ''}\n{ticket.section('Description') or ''}\n{criteria}"
+    return prose, f"{ticket.section('Affected Files') or ''}\n{commands}"
 
 
 _INDEX_DEPTHS = (24, 16, 12, 10, 8, 6)
 _BLOCK_NNZ = 12_000_000  # retrieval products held at once (a block's rows times their hits)
 
 
+Doc = tuple[str, list[str], list[str]]  # id, prose tokens, paths tokens
+
+
 @dataclass
 class _Index:
     ids: list[str]
-    vocab: list[str]
-    vectors: sp.csr_matrix  # ticket x term, float32, L2-normalised, truncated to vector_terms
+    vocab: list[str]  # column c is the term vocab[c % len(vocab)]: prose columns, then paths columns
+    vectors: sp.csr_matrix  # ticket x column, float32, the retrieval vectors (see ``_fields``)
     depth: npt.NDArray[np.int32]  # each stored weight's rank within its ticket (0 = heaviest)
-    scoring: sp.csr_matrix  # the vectors that rank a ticket's pool (``Params.score_terms``)
+    scoring: sp.csr_matrix  # the vectors that rank a ticket's pool (``Params.score_terms``, ``path_terms``)
 
 
-def _build_tokens(docs: Iterable[tuple[str, list[str]]], params: Params) -> _Index:
-    """Two passes: (term id, count) pairs per ticket and document frequencies, then each ticket's
-    truncated vector, computed with numpy a chunk of tickets at a time (no text is held)."""
+def _build_tokens(docs: Iterable[Doc], params: Params) -> _Index:
+    """Two passes: (term id, count) pairs per ticket and field, and document frequencies, then each
+    ticket's truncated vectors, computed with numpy a chunk of tickets at a time (no text is held)."""
     ids: list[str] = []
     term_id: dict[str, int] = {}
     setdefault = term_id.setdefault
-    keys: array[int] = array("I")
-    counts: array[int] = array("I")
-    lens: array[int] = array("I")
-    for doc_id, toks in docs:
+    fields = [(array("I"), array("I"), array("I")) for _ in range(2)]  # keys, counts, lengths
+    for doc_id, *texts in docs:
         ids.append(doc_id)
-        tf = Counter([setdefault(tok, len(term_id)) for tok in toks])
-        keys.extend(tf.keys())
-        counts.extend(tf.values())
-        lens.append(len(tf))
-    n, width = len(ids), len(term_id)
-    terms = np.frombuffer(keys, dtype=np.uint32).astype(np.int32) if keys else np.zeros(0, np.int32)
-    tfs = np.frombuffer(counts, dtype=np.uint32) if counts else np.zeros(0, np.uint32)
-    sizes = np.frombuffer(lens, dtype=np.uint32).astype(np.int64) if lens else np.zeros(0, np.int64)
-    starts = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(sizes, out=starts[1:])
-    df = np.bincount(terms, minlength=width)
-    idf = np.log((n + 1) / (df + 1.0)) + 1.0
-    vectors, depth = _vectors(terms, np.sqrt(tfs) * idf[terms], starts, params.vector_terms, width)
-    # The pool is ranked by longer vectors with log(1 + tf): measured better than sqrt(tf) at 24
-    # terms (see the module docstring), and too costly to retrieve with, but cheap to score a pool.
-    scoring, _ = _vectors(terms, np.log1p(tfs.astype(np.float64)) * idf[terms], starts, params.score_terms, width)
-    return _Index(ids=ids, vocab=list(term_id), vectors=vectors, depth=depth, scoring=scoring)
+        for (keys, counts, lens), toks in zip(fields, texts, strict=True):
+            tf = Counter([setdefault(tok, len(term_id)) for tok in toks])
+            keys.extend(tf.keys())
+            counts.extend(tf.values())
+            lens.append(len(tf))
+    n, width = len(ids), max(1, len(term_id))
+    retrieval: list[sp.csr_matrix] = []
+    scoring: list[sp.csr_matrix] = []
+    for (keys, counts, lens), v, z in (
+        (fields[0], params.vector_terms, params.score_terms),
+        (fields[1], params.path_vector_terms, params.path_terms),
+    ):
+        terms = np.frombuffer(keys, dtype=np.uint32).astype(np.int32) if keys else np.zeros(0, np.int32)
+        tfs = np.frombuffer(counts, dtype=np.uint32) if counts else np.zeros(0, np.uint32)
+        sizes = np.frombuffer(lens, dtype=np.uint32).astype(np.int64) if lens else np.zeros(n, np.int64)
+        starts = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(sizes, out=starts[1:])
+        # IDF per field: a word common in paths (src, tests, ts) may be rare in prose.
+        df = np.bincount(terms, minlength=width)
+        idf = np.log((n + 1) / (df + 1.0)) + 1.0
+        retrieval.append(_vectors(terms, np.sqrt(tfs) * idf[terms], starts, v, width))
+        # The pool is ranked by longer vectors with log(1 + tf): measured better than sqrt(tf) at 24
+        # terms (see the module docstring), and too costly to retrieve with, but cheap to score a pool.
+        scoring.append(_vectors(terms, np.log1p(tfs.astype(np.float64)) * idf[terms], starts, z, width))
+        del terms, tfs, keys[:], counts[:], lens[:]
+    vectors = _fields(retrieval, params.path_weight)
+    return _Index(
+        ids=ids,
+        vocab=list(term_id),
+        vectors=vectors,
+        depth=_row_ranks(vectors),
+        scoring=_fields(scoring, params.path_weight),
+    )
+
+
+def _fields(parts: list[sp.csr_matrix], path_weight: float) -> sp.csr_matrix:
+    """A ticket's prose and paths vectors side by side (prose columns first), each L2-normalised
+    and scaled so that the dot product of two tickets is (1 - w) x prose cosine + w x paths cosine:
+    a ticket without paths is ranked against every other by its prose alone."""
+    prose, paths = parts
+    a = np.float32(np.sqrt(1.0 - path_weight))
+    b = np.float32(np.sqrt(path_weight))
+    out: sp.csr_matrix = sp.hstack([prose * a, paths * b], format="csr", dtype=np.float32)
+    return out
+
+
+def _row_ranks(x: sp.csr_matrix) -> npt.NDArray[np.int32]:
+    """Each stored weight's rank within its row, heaviest first (ties in column order)."""
+    owner = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+    order = np.lexsort((-x.data, owner))
+    ranks = np.empty(len(order), dtype=np.int32)
+    ranks[order] = np.arange(len(order)) - x.indptr[owner[order]]
+    return ranks
 
 
 def _vectors(
@@ -201,10 +261,9 @@ def _vectors(
     starts: npt.NDArray[np.int64],
     v: int,
     width: int,
-) -> tuple[sp.csr_matrix, npt.NDArray[np.int32]]:
-    """Each ticket's ``v`` heaviest terms, L2-normalised, as a CSR row (columns in term order), and
-    each stored weight's rank within its ticket; a chunk of tickets at a time, so the temporaries
-    stay small."""
+) -> sp.csr_matrix:
+    """Each ticket's ``v`` heaviest terms, L2-normalised, as a CSR row (columns in term order); a
+    chunk of tickets at a time, so the temporaries stay small."""
     n = len(starts) - 1
     sizes = np.diff(starts)
     kept = np.minimum(sizes, v)
@@ -212,7 +271,6 @@ def _vectors(
     np.cumsum(kept, out=indptr[1:])
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
     data = np.empty(int(indptr[-1]), dtype=np.float32)
-    depth = np.empty(int(indptr[-1]), dtype=np.int32)
     chunk = 8192
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
@@ -223,58 +281,56 @@ def _vectors(
         order = np.lexsort((-w, owner))
         rank = np.arange(b - a) - (starts[lo:hi] - a)[owner[order]]
         top = rank < v
-        keep, kept_rank = order[top], rank[top]
-        # Stored in term order within a ticket (canonical CSR), each with its weight rank.
-        by_term = np.lexsort((t[keep], owner[keep]))
-        keep, kept_rank = keep[by_term], kept_rank[by_term]
+        keep = order[top]
+        # Stored in term order within a ticket (canonical CSR).
+        keep = keep[np.lexsort((t[keep], owner[keep]))]
         kw = w[keep]
         norms = np.sqrt(np.bincount(owner[keep], weights=kw * kw, minlength=hi - lo))
         norms[norms == 0] = 1.0
         out = slice(int(indptr[lo]), int(indptr[hi]))
         indices[out] = t[keep]
         data[out] = kw / norms[owner[keep]]
-        depth[out] = kept_rank
-    return sp.csr_matrix((data, indices, indptr), shape=(n, max(1, width))), depth
+    return sp.csr_matrix((data, indices, indptr), shape=(n, max(1, width)))
 
 
-def _index_depth(index: _Index, params: Params) -> int:
-    """How many of its heaviest terms each ticket is indexed under for the retrieval product.
+def _index_depth(index: _Index, params: Params) -> tuple[int, npt.NDArray[np.bool_]]:
+    """How many of its heaviest terms each ticket is indexed under for the retrieval product, and
+    which stored weights of the retrieval vectors are indexed.
 
     The product's cost is the sum over terms of (tickets whose vector holds it) x (tickets indexed
-    under it); common terms make it quadratic. Indexing every ticket under only its heaviest terms
-    keeps that bounded while a reworded twin, which shares the rare, heavy terms, is still met; the
-    pool it yields is then ranked by the scoring vectors."""
-    if params.index_terms:
-        return params.index_terms
+    under it); common terms make it quadratic. A term in more than ``index_share`` of the vectors
+    is never indexed: it would meet nearly every ticket and pick none (such words are boilerplate:
+    "tests ... pass in CI", src, tests, npx). Indexing every ticket under only its heaviest terms
+    keeps the rest bounded while a reworded twin, which shares the rare, heavy terms, is still met;
+    the pool it yields is then ranked by the scoring vectors."""
     x = index.vectors
     width = x.shape[1]
     query_df = np.bincount(x.indices, minlength=width).astype(np.float64)
-    for m in _INDEX_DEPTHS:
-        if m > params.vector_terms:
-            continue
-        index_df = np.bincount(x.indices[index.depth < m], minlength=width)
-        if float(query_df @ index_df) <= params.work_budget:
-            return m
-    return min(_INDEX_DEPTHS[-1], params.vector_terms)
+    rare = (query_df <= params.index_share * len(index.ids))[x.indices]
+    if params.index_terms:
+        return params.index_terms, rare & (index.depth < params.index_terms)
+    full = params.vector_terms + params.path_vector_terms
+    for m in (full, *(d for d in _INDEX_DEPTHS if d < full)):
+        keep = rare & (index.depth < m)
+        if float(query_df @ np.bincount(x.indices[keep], minlength=width)) <= params.work_budget:
+            return m, keep
+    m = min(_INDEX_DEPTHS[-1], full)
+    return m, rare & (index.depth < m)
 
 
-def _candidate_pairs(docs: Iterable[tuple[str, list[str]]], params: Params) -> list[Candidate]:
-    if params.per_ticket < 1:
-        return []
-    index = _build_tokens(docs, params)
+_Ranked = tuple["npt.NDArray[np.int64]", "npt.NDArray[np.int64]", "npt.NDArray[np.float32]"]
+
+
+def _ranked(index: _Index, params: Params, k: int) -> _Ranked:
+    """Each ticket's ``k`` best others (ticket, other, score), tickets in order, best first."""
     n = len(index.ids)
-    if n < 2:
-        return []
     x, z = index.vectors, index.scoring
-    m = _index_depth(index, params)
-    if m < params.vector_terms:
-        # Copies: eliminate_zeros works in place and must not touch the vectors' arrays.
-        indexed = sp.csr_matrix((x.data * (index.depth < m), x.indices.copy(), x.indptr.copy()), shape=x.shape)
-        indexed.eliminate_zeros()
-    else:
-        indexed = x
+    _, keep = _index_depth(index, params)
+    # Copies: eliminate_zeros works in place and must not touch the vectors' arrays.
+    indexed = sp.csr_matrix((x.data * keep, x.indices.copy(), x.indptr.copy()), shape=x.shape)
+    indexed.eliminate_zeros()
     lookup = indexed.T.tocsr()  # term x ticket: the inverted index
-    pool, k = max(params.pool, params.per_ticket), params.per_ticket
+    pool = max(params.pool, k)
     # Rows per block from the expected hits per row, so a block's product stays near _BLOCK_NNZ.
     work = float(np.bincount(x.indices, minlength=x.shape[1]) @ np.bincount(indexed.indices, minlength=x.shape[1]))
     block = int(min(4096, max(64, _BLOCK_NNZ * n / max(work, 1.0))))
@@ -315,10 +371,19 @@ def _candidate_pairs(docs: Iterable[tuple[str, list[str]]], params: Params) -> l
         seconds.append(other[top])
         scores.append(exact[top])
     if not firsts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(scores)
+
+
+def _candidate_pairs(docs: Iterable[Doc], params: Params) -> list[Candidate]:
+    if params.per_ticket < 1:
         return []
-    i = np.concatenate(firsts)
-    j = np.concatenate(seconds)
-    s = np.concatenate(scores)
+    index = _build_tokens(docs, params)
+    if len(index.ids) < 2:
+        return []
+    i, j, s = _ranked(index, params, params.per_ticket)
+    if not len(i):
+        return []
     lo_id, hi_id = np.minimum(i, j), np.maximum(i, j)
     # Each pair once (found from both sides, the scores agree up to float rounding: keep the best).
     order = np.lexsort((-s, hi_id, lo_id))
@@ -329,10 +394,13 @@ def _candidate_pairs(docs: Iterable[tuple[str, list[str]]], params: Params) -> l
     shared = _shared_terms(index, lo_id, hi_id)
     out: list[Candidate] = []
     ids, vocab = index.ids, index.vocab
+    width = len(vocab) or 1
     for p, (u, w_) in enumerate(zip(lo_id.tolist(), hi_id.tolist(), strict=True)):
         a, b = ids[u], ids[w_]
         pair = (a, b) if a <= b else (b, a)
-        out.append(Candidate(pair[0], pair[1], round(float(s[p]), 4), tuple(vocab[t] for t in shared[p])))
+        # A word may be shared in both fields: named once.
+        words = tuple(dict.fromkeys(vocab[t % width] for t in shared[p]))
+        out.append(Candidate(pair[0], pair[1], round(float(s[p]), 4), words))
     out.sort(key=lambda c: (-c.score, c.a, c.b))
     return out
 
@@ -356,21 +424,28 @@ def _shared_terms(index: _Index, a: npt.NDArray[np.int64], b: npt.NDArray[np.int
 
 
 def candidate_pairs(docs: Iterable[tuple[str, str]], params: Params | None = None) -> list[Candidate]:
-    """Candidate duplicate pairs among ``docs`` (id, text), best first; each pair once. ``docs`` is read once."""
-    return candidate_pairs_tokens(((doc_id, tokens(text)) for doc_id, text in docs), params)
+    """Candidate duplicate pairs among ``docs`` (id, text; all of it prose), best first; each pair
+    once. ``docs`` is read once."""
+    return candidate_pairs_tokens(((doc_id, tokens(text), []) for doc_id, text in docs), params)
 
 
-def candidate_pairs_tokens(docs: Iterable[tuple[str, list[str]]], params: Params | None = None) -> list[Candidate]:
-    """``candidate_pairs`` over tokenised ``docs`` (id, tokens)."""
+def candidate_pairs_tokens(docs: Iterable[Doc], params: Params | None = None) -> list[Candidate]:
+    """``candidate_pairs`` over tokenised ``docs`` (id, prose tokens, paths tokens)."""
     # The first pass builds a Counter per ticket and the term dictionary, and the end a Candidate
     # per pair, none in a reference cycle: the collector's passes over them would be pure cost.
     with gc_paused():
         return _candidate_pairs(docs, params or Params())
 
 
-def ticket_candidates(tickets: Sequence[Ticket], params: Params | None = None) -> list[Candidate]:
+def _ticket_docs(tickets: Sequence[Ticket]) -> Iterable[Doc]:
     # A generator: each ticket's text exists only while it is tokenised.
-    return candidate_pairs(((t.id, ticket_text(t)) for t in tickets), params)
+    for t in tickets:
+        prose, paths = ticket_fields(t)
+        yield t.id, tokens(prose), tokens(paths)
+
+
+def ticket_candidates(tickets: Sequence[Ticket], params: Params | None = None) -> list[Candidate]:
+    return candidate_pairs_tokens(_ticket_docs(tickets), params)
 
 
 def recall(found: Sequence[Candidate], planted: Sequence[tuple[str, str]]) -> float:

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=2000)
     parser.add_argument("--duplicates", type=int, default=120)
-    parser.add_argument("--per-ticket", type=int, nargs="+", default=[5])
+    parser.add_argument("--per-ticket", type=int, nargs="+", default=[Params().per_ticket])
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

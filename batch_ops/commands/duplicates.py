@@ -15,8 +15,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_repo_arg(p)
     add_json_arg(p)
     p.add_argument("--candidates", action="store_true", help="compute the zero-token candidate pairs now (no model)")
-    p.add_argument("--per-ticket", type=int, default=5, help="with --candidates: pairs kept per ticket")
-    p.add_argument("--min-score", type=float, default=0.0, help="with --candidates: lowest similarity kept")
+    # The defaults are the duplicate-detection phase's: the list printed is the list the model judges.
+    default = Params()
+    p.add_argument(
+        "--per-ticket",
+        type=int,
+        default=default.per_ticket,
+        help=f"with --candidates: pairs kept per ticket (default {default.per_ticket}, as the phase)",
+    )
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=default.min_score,
+        help=f"with --candidates: lowest similarity kept (default {default.min_score:g}, as the phase)",
+    )
     p.set_defaults(func=run)
 
 

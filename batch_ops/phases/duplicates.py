@@ -35,10 +35,9 @@ from batch_ops.phases.prompts import routed_alias, structured_params, system_blo
 from batch_ops.queue import read_queue
 from batch_ops.similarity import Candidate, Params, ticket_candidates
 
-# The model sees a handful of pairs per ticket: enough for the recall measured in bench/, few
-# enough that the pairs stay a small multiple of the tickets.
-PER_TICKET = 3
-MIN_SCORE = 0.05
+# The model judges the candidate step's default list (``Params``: 3 per ticket), the one
+# ``batch-ops duplicates --candidates`` prints and benchmark figure 4 measures.
+PER_TICKET = Params().per_ticket
 _SECTIONS = ("Context", "Description", "Affected Files", "Acceptance Criteria")
 _SECTION_LIMIT = 3000
 
@@ -140,7 +139,7 @@ def candidates(ctx: PhaseContext) -> list[Candidate]:
     found = ctx.memo.get("duplicate-candidates")
     if isinstance(found, list):
         return found
-    pairs = ticket_candidates(ctx.scan.pending, Params(per_ticket=PER_TICKET, min_score=MIN_SCORE))
+    pairs = ticket_candidates(ctx.scan.pending, Params())
     ctx.memo["duplicate-candidates"] = pairs
     return pairs
 
@@ -252,7 +251,7 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         "# Duplicate report",
         "",
         f"{len(rows)} candidate pair(s) from the zero-token similarity step "
-        f"(up to {PER_TICKET} per ticket, TF-IDF over title, description and acceptance criteria); "
+        f"(up to {PER_TICKET} per ticket, TF-IDF over each ticket's prose and its file paths); "
         f"{dup} judged duplicate by the model. `batch-ops duplicates --candidates` lists the candidates alone.",
         "",
         "| Pair | Similarity | Verdict | Confidence | Reason |",
