@@ -570,12 +570,14 @@ class _LineParts:
             model_json = self._models[model] = _json(model)
         cid_json, error_json = self._strings(result.custom_id, error)
         self.sums.add(model, status, tokens_in, tokens_out, write, read, cost, interactive, savings)
+        cost_text = _float(cost)  # the savings' too at the discount of one half (equal non-zero floats: one text)
         return (
             f'{self._ledger_head}{cid_json},"ticket_id":{ticket_json},{self._ledger_alias}'
             f'{model_json},{self._ledger_mode}"input_tokens":{tokens_in},"output_tokens":{tokens_out},'
             f'"cache_creation_input_tokens":{write},"cache_read_input_tokens":{read},'
-            f'"cost_usd":{_float(cost)},"interactive_cost_usd":{_float(interactive)},'
-            f'"savings_usd":{_float(savings)},"status":"{status}","attempts":{self.attempts},"error":{error_json}}}\n'
+            f'"cost_usd":{cost_text},"interactive_cost_usd":{_float(interactive)},'
+            f'"savings_usd":{cost_text if savings == cost and cost else _float(savings)},"status":"{status}",'
+            f'"attempts":{self.attempts},"error":{error_json}}}\n'
         )
 
 

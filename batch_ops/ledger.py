@@ -170,9 +170,17 @@ class LineSums:
         acc[6] += interactive
         acc[7] += savings
         acc[8] += cache_read > 0
-        acc[9] += units(cost)
-        acc[10] += units(interactive)
-        acc[11] += units(savings)
+        # Exact units, one conversion where the floats allow: at the batch discount of one half the
+        # interactive cost is twice the cost (exactly, in floats) and the savings equal it.
+        cost_units = units(cost)
+        acc[9] += cost_units
+        if interactive == cost:
+            acc[10] += cost_units
+        elif interactive == cost + cost:
+            acc[10] += cost_units << 1
+        else:
+            acc[10] += units(interactive)
+        acc[11] += cost_units if savings == cost else units(savings)
 
 
 class LedgerAppend:

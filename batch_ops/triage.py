@@ -83,14 +83,15 @@ def triage_ticket(ticket: Ticket, rules: TicketValidation) -> TriageResult:
     findings = validate_ticket(ticket, rules)
     strong: list[str] = []
     moderate: list[str] = []
-    if ticket.priority == "critical":
+    priority = ticket.priority
+    if priority == "critical":
         strong.append("priority is critical")
     if str(ticket.front.get("severity") or "").lower() == "critical":
         strong.append("severity is critical")
     tags = {t.lower() for t in ticket.list_field("tags")}
     if tags & _STRONG_TAGS:
         strong.append(f"tagged {', '.join(sorted(tags & _STRONG_TAGS))}")
-    if ticket.priority == "high":
+    if priority == "high":
         moderate.append("priority is high")
     risk = _risk_words(ticket)
     if risk:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -71,6 +72,51 @@ def run_child(
             data = json.loads(line[len(RESULT_TAG) :])
             return Measured(**data)
     raise BenchError(f"{target} printed no result line; stderr: {proc.stderr.strip()[-3000:]}")
+
+
+@dataclass
+class Paired:
+    """A figure measured beside its baseline several times; the pair with the median ratio stands."""
+
+    measured: Measured
+    base: Measured
+    ratios: list[float]  # wall ratio of every pair, in the order they ran
+    peak_rss_mb: float  # the highest peak of all the measured runs (the bar is a ceiling)
+
+    @property
+    def ratio(self) -> float:
+        return self.measured.wall_s / self.base.wall_s
+
+    def note(self) -> str:
+        shown = ", ".join(f"{r:.2f}" for r in self.ratios)
+        return f"ratios of the {len(self.ratios)} measured/baseline pairs {shown}; the median pair is shown"
+
+
+def paired(
+    measure: Callable[[], Measured],
+    base: Callable[[], Measured],
+    repeats: int,
+    *,
+    prepare: Callable[[int], None] | None = None,
+) -> Paired:
+    """``measure`` then ``base``, back to back, ``repeats`` times (``prepare(i)`` before each pair,
+    untimed: e.g. the state a measured run consumes is put back).
+
+    The machine is shared: one slow moment (another tenant, reclaimed page cache) can land on
+    either side of a single pair and move its ratio by half. Each pair still runs on the same
+    data at nearly the same time, and the median of their ratios is what one such moment cannot
+    move. Every ratio is printed in the figure's notes.
+    """
+    runs: list[tuple[Measured, Measured]] = []
+    for i in range(max(1, repeats)):
+        if prepare is not None:
+            prepare(i)
+        m = measure()
+        runs.append((m, base()))
+    ratios = [m.wall_s / b.wall_s for m, b in runs]
+    middle = sorted(range(len(runs)), key=lambda i: ratios[i])[len(runs) // 2]
+    m, b = runs[middle]
+    return Paired(measured=m, base=b, ratios=ratios, peak_rss_mb=max(r[0].peak_rss_mb for r in runs))
 
 
 class Sandbox:

@@ -6,6 +6,7 @@ environment a workflow would give it, and the SDK talks HTTP to the sandbox.
 
 from __future__ import annotations
 
+import gc
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,14 @@ from batch_ops.sandbox import SandboxServer
 
 SAMPLE = Path(str(resources.files("batch_ops") / "data" / "sample"))
 TEST_KEY = "sk-ant-test-key-for-sandbox"
+
+
+@pytest.fixture(autouse=True)
+def _collector_unfrozen() -> Iterator[None]:
+    """A scan leaves what it built frozen out of the collector (``backlog.gc_paused``): fine for a
+    command that ends, but a test process runs hundreds, so each test gives it all back."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture

@@ -168,3 +168,26 @@ def test_headings_inside_fences_are_not_sections() -> None:
     ticket = parse_ticket(text.encode(), "backlog/data/pending/A-1.md")
     assert [s.heading for s in ticket.sections] == ["A", "D"]
     assert ticket.section("d") == "```\n## E"
+
+
+def test_the_collector_is_paused_then_what_was_built_is_frozen() -> None:
+    import gc
+
+    from batch_ops.backlog import gc_paused
+
+    gc.unfreeze()
+    with gc_paused():
+        assert not gc.isenabled()
+        built = [{"n": i} for i in range(1000)]
+    assert gc.isenabled() and gc.get_freeze_count() >= len(built)
+    gc.unfreeze()
+    with pytest.raises(KeyError), gc_paused():
+        raise KeyError("x")
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # not on the way out of an error
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled() and gc.get_freeze_count() == 0  # it was off: left as it was
+    finally:
+        gc.enable()

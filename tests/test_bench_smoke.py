@@ -49,3 +49,23 @@ def test_growth_figure_parts_in_process(tmp_path: Path) -> None:
     assert fig_growth.rebuild(str(repo)) == {"requests": 300}
     assert fig_growth.command(str(repo), ["status"]) == {"exit": 0}
     assert read_summary(Layout(root=repo).ledger_file).totals()["requests"] == 300
+
+
+def test_paired_runs_keep_the_pair_with_the_median_ratio() -> None:
+    from bench.harness import Measured, paired
+
+    walls = iter([2.0, 1.0, 9.0, 1.0, 3.0, 1.0])  # measured, baseline: ratios 2, 9, 3
+    rss = iter([10.0, 50.0, 20.0])
+    prepared: list[int] = []
+
+    def measure() -> Measured:
+        return Measured(wall_s=next(walls), cpu_s=0.0, peak_rss_mb=next(rss))
+
+    def base() -> Measured:
+        return Measured(wall_s=next(walls), cpu_s=0.0, peak_rss_mb=1.0)
+
+    pair = paired(measure, base, 3, prepare=prepared.append)
+    assert prepared == [0, 1, 2]
+    assert pair.ratios == [2.0, 9.0, 3.0] and pair.ratio == 3.0 and pair.measured.wall_s == 3.0
+    assert pair.peak_rss_mb == 50.0  # the ceiling is judged on the worst run, not the median one
+    assert "2.00, 9.00, 3.00" in pair.note()
