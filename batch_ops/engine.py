@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -471,6 +472,39 @@ def _link_into(source: Path, target: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+class _Download:
+    """A finished download whose fsync runs in a thread while the results are settled from it.
+
+    Flushing 200 MB to disk is most of a download's time and needs no CPU: the settle, which
+    needs nothing but the page cache, reads the file meanwhile. ``commit`` waits for the fsync
+    and only then renames the file into place, so a ref marked downloaded never names a file
+    that a power cut could leave short; until then a crash costs only a new download.
+    """
+
+    def __init__(self, tmp: Path, target: Path) -> None:
+        self.tmp = tmp
+        self.target = target
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._fsync, name="batch-ops-fsync", daemon=True)
+        self._thread.start()
+
+    def _fsync(self) -> None:
+        try:
+            fd = os.open(self.tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._error = exc
+
+    def commit(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        self.tmp.replace(self.target)
 
 
 class _FirstWrite:
@@ -1277,10 +1311,11 @@ class Engine:
         for ref in job.batches:
             if ref.status == "in_progress" and ref.id:
                 self._poll(queue, job, ref, summary)
+            fresh: _Download | None = None
             if ref.status == "ended":
-                self._download(queue, job, ref)
-            if ref.status in ("downloaded", "lost"):
-                self._settle(queue, job, ref, summary)
+                fresh = self._download(queue, job, ref)
+            if fresh is not None or ref.status in ("downloaded", "lost"):
+                self._settle(queue, job, ref, summary, fresh)
         self._advance(queue, job, summary)
 
     def _poll(self, queue: Queue, job: JobRecord, ref: BatchRef, summary: RunSummary) -> None:
@@ -1310,7 +1345,10 @@ class Engine:
         job.touch()
         queue.save()
 
-    def _download(self, queue: Queue, job: JobRecord, ref: BatchRef) -> None:
+    def _download(self, queue: Queue, job: JobRecord, ref: BatchRef) -> _Download | None:
+        """The ref's results, downloaded whole to a side file whose fsync runs in the background;
+        None if the batch is gone. ``_settle`` reads that file and, before it commits anything,
+        waits for the fsync and marks the ref downloaded (``_Download.commit``)."""
         assert ref.id is not None
         batch_id = ref.id
         target = self._ref_file(job, ref, RAW_RESULTS)
@@ -1322,22 +1360,14 @@ class Engine:
             # From the results_url the poll saw: one retrieve per in-flight batch, one results
             # stream per ended batch (the SDK's results() retrieves the batch again first).
             with open(tmp, "wb") as fh:
-                n = self.provider.download_results(batch_id, _FirstWrite(fh), results_url=ref.results_url)
-                fh.flush()
-                os.fsync(fh.fileno())  # once per file: the rename below must not name a hole
-            return n
+                return self.provider.download_results(batch_id, _FirstWrite(fh), results_url=ref.results_url)
 
         try:
             self._call(fetch)
         except PersistentFailure as exc:
             self._lose(queue, job, ref, exc)
-            return
-        tmp.replace(target)
-        crashpoint("reconcile.downloaded-file")
-        ref.status = "downloaded"
-        job.touch()
-        queue.save()
-        crashpoint("reconcile.downloaded")
+            return None
+        return _Download(tmp, target)
 
     def _history(self, job: JobRecord, rnd: int) -> dict[str, list[str]]:
         """custom_id -> what happened to it in the rounds before ``rnd``."""
@@ -1366,13 +1396,15 @@ class Engine:
                 entries.append(entry)
         return entries
 
-    def _result_lines(self, job: JobRecord, ref: BatchRef) -> Iterator[tuple[int, ResultLine | None]]:
+    def _result_lines(
+        self, job: JobRecord, ref: BatchRef, raw_path: Path | None = None
+    ) -> Iterator[tuple[int, ResultLine | None]]:
         """(line number, result) per non-blank line of the ref's results; None for an unreadable line.
 
-        A batch's download is the provider's own JSONL, read by the provider; interactive answers
-        (and a download made before that) are ``ProviderResult`` lines.
+        A batch's download (``raw_path``, or the one in place) is the provider's own JSONL, read by
+        the provider; interactive answers (and a download made before that) are ``ProviderResult`` lines.
         """
-        raw_path = self._ref_file(job, ref, RAW_RESULTS)
+        raw_path = raw_path or self._ref_file(job, ref, RAW_RESULTS)
         if raw_path.exists():
             read = self.provider.read_result_line
             with open(raw_path, "rb") as fh:
@@ -1389,7 +1421,9 @@ class Engine:
                     except ValueError:
                         yield number, None
 
-    def _settle(self, queue: Queue, job: JobRecord, ref: BatchRef, summary: RunSummary) -> None:
+    def _settle(
+        self, queue: Queue, job: JobRecord, ref: BatchRef, summary: RunSummary, fresh: _Download | None = None
+    ) -> None:
         phase = self.phases.get(job.phase)
         if phase is None:
             raise StateError(f"job {job.id}: unknown phase {job.phase!r}")
@@ -1452,9 +1486,9 @@ class Engine:
 
         owners: dict[str, str] | None = None
         try:
-            if ref.status == "downloaded":
+            if fresh is not None or ref.status == "downloaded":
                 # Every line is checked on its own: one odd line is reported and skipped, never fatal.
-                for number, result in self._result_lines(job, ref):
+                for number, result in self._result_lines(job, ref, fresh.tmp if fresh is not None else None):
                     if result is None:
                         reject("unreadable", f"results line {number} is unreadable; ignored")
                         continue
@@ -1478,7 +1512,7 @@ class Engine:
                     seen.add(cid)
                     settle_one(result, settle_outcome(result.outcome, result.error_type))
             missing = [cid for cid in ids if cid not in seen]
-            if missing and ref.status == "downloaded":
+            if missing and (fresh is not None or ref.status == "downloaded"):
                 self.warn(f"{job.id}/{ref.id}: {len(missing)} request(s) had no result line")
             for cid in missing:
                 gone = ResultLine(custom_id=cid, outcome="expired", error_message="no result returned")
@@ -1496,6 +1530,14 @@ class Engine:
             summary.notes.append(f"{job.id}/{ref.id}: result lines rejected, not applied ({shown})")
         atomic_write_text(self._ref_file(job, ref, "retry.jsonl"), "".join(retry_lines))
         crashpoint("reconcile.settled-files")
+        if fresh is not None:
+            # Nothing is committed before the download is: a crash until here downloads again.
+            fresh.commit()
+            crashpoint("reconcile.downloaded-file")
+            ref.status = "downloaded"
+            job.touch()
+            queue.save()
+            crashpoint("reconcile.downloaded")
         ref.ledger_state = "appending"
         queue.save()
         crashpoint("reconcile.ledger-marked")

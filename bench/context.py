@@ -13,7 +13,7 @@ from bench.harness import scaled
 class Context:
     workdir: Path
     scale: float
-    repeats: int = 3  # measured/baseline pairs per ratio figure (``harness.paired``)
+    repeats: int = 5  # measured/baseline pairs per ratio figure (``harness.paired``)
     log: list[str] = field(default_factory=list)
 
     def say(self, message: str) -> None:

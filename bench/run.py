@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--scale", type=float, default=1.0, help="size multiplier (1.0 = the issue's sizes)")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="measured/baseline pairs per ratio figure (the median pair stands)"
+        "--repeats", type=int, default=5, help="measured/baseline pairs per ratio figure (the median pair stands)"
     )
     parser.add_argument("--only", default="", help="comma-separated figures to run, e.g. 1,3 (default: all)")
     parser.add_argument("--workdir", help="keep generated data here and reuse it (default: a temp dir, removed)")
