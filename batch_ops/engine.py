@@ -46,7 +46,7 @@ from batch_ops import budget, interactive, jobplan
 from batch_ops.backlog import BacklogScan, scan_backlog
 from batch_ops.config import Config, ModelPrice
 from batch_ops.errors import BatchOpsError, PolicyRefusal, StateError
-from batch_ops.ledger import LedgerAppend, keys_for_batch
+from batch_ops.ledger import LedgerAppend, Rates, keys_for_batch
 from batch_ops.paths import Layout, safe_file_name
 from batch_ops.payload import (
     META_INDEX_SUFFIX,
@@ -545,13 +545,7 @@ class _LineParts:
         )
         self._ledger_alias = f'"provider":{_json(job.provider)},"model_alias":{_json(job.model_alias)},"model":'
         self._ledger_mode = f'"mode":{_json(job.mode)},'
-        # cost_values's factors, taken once (the same floats it computes per call).
-        self._per_in = price.input_usd_per_mtok / 1_000_000
-        self._rates = (
-            price.cache_write_5m_multiplier, price.cache_write_1h_multiplier, price.cache_read_multiplier,
-            price.output_usd_per_mtok / 1_000_000,
-        )  # fmt: skip
-        self._discount = price.batch_discount if job.mode == "batch" else 1.0
+        self._rates = Rates.of(price, job.mode)
         self.sums = ledger.lines_of(self.stamp[:10], job.workflow, job.phase, job.model_alias, job.mode, job.id)
         # The custom_id and error of the last settled line as JSON: its ledger line comes next.
         self._last: tuple[str | None, str | None, str, str] = (None, None, "", "")
@@ -580,24 +574,13 @@ class _LineParts:
         )
 
     def ledger(self, result: ResultLine, ticket_json: str, status: str, error: str | None) -> str:
-        """The ledger line's text (``ticket_json``: the ticket id as JSON); its sums go to ``self.sums``.
-
-        The costs are ``cost_values``'s, computed here with the same operations in the same order
-        (so the same floats, as ``test_engine_lines`` checks): a call per line was a tenth of it.
-        """
+        """The ledger line's text (``ticket_json``: the ticket id as JSON); its sums go to ``self.sums``."""
         u = result.usage
         tokens_in, tokens_out = u.input_tokens, u.output_tokens
         write, read = u.cache_creation_input_tokens, u.cache_read_input_tokens
-        per_in, (m5, m1, mr, per_out) = self._per_in, self._rates
-        write_1h = min(u.cache_creation_1h_input_tokens, write)
-        interactive = (
-            tokens_in * per_in + (write - write_1h) * per_in * m5 + write_1h * per_in * m1
-            + read * per_in * mr + tokens_out * per_out
-        )  # fmt: skip
+        cost, interactive, savings = self._rates.costs(u)
         if not math.isfinite(interactive):
             raise StateError(f"job {self.job.id}: the price of {self.job.model_alias} gives a cost of {interactive}")
-        cost = interactive * self._discount
-        savings = interactive - cost
         model = result.model or self.price.model
         model_json = self._models.get(model)
         if model_json is None:

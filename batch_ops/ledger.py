@@ -77,20 +77,47 @@ def price_usage(usage: Usage, price: ModelPrice, mode: Mode) -> Cost:
 
 
 def cost_values(usage: Usage | TokenCounts, price: ModelPrice, mode: Mode) -> tuple[float, float, float]:
-    """``price_usage`` as a plain (cost, interactive cost, savings) tuple, for per-line loops."""
-    per_in = price.input_usd_per_mtok / 1_000_000
-    per_out = price.output_usd_per_mtok / 1_000_000
-    write_1h = min(usage.cache_creation_1h_input_tokens, usage.cache_creation_input_tokens)
-    write_5m = usage.cache_creation_input_tokens - write_1h
-    interactive = (
-        usage.input_tokens * per_in
-        + write_5m * per_in * price.cache_write_5m_multiplier
-        + write_1h * per_in * price.cache_write_1h_multiplier
-        + usage.cache_read_input_tokens * per_in * price.cache_read_multiplier
-        + usage.output_tokens * per_out
-    )
-    cost = interactive * price.batch_discount if mode == "batch" else interactive
-    return cost, interactive, interactive - cost
+    """``price_usage`` as a plain (cost, interactive cost, savings) tuple."""
+    return Rates.of(price, mode).costs(usage)
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """A model's price in one mode, as the factors each request's costs are computed from.
+
+    Made once per batch by the settle (100,000 lines a batch: the price's attributes and a call per
+    line were a tenth of its ledger work); ``cost_values`` makes one per call.
+    """
+
+    per_in: float  # USD per input token
+    write_5m: float  # multipliers of per_in
+    write_1h: float
+    read: float
+    per_out: float  # USD per output token
+    discount: float  # the batch discount, or 1.0 outside batch mode
+
+    @classmethod
+    def of(cls, price: ModelPrice, mode: Mode) -> Rates:
+        return cls(
+            price.input_usd_per_mtok / 1_000_000, price.cache_write_5m_multiplier, price.cache_write_1h_multiplier,
+            price.cache_read_multiplier, price.output_usd_per_mtok / 1_000_000,
+            price.batch_discount if mode == "batch" else 1.0,
+        )  # fmt: skip
+
+    def costs(self, usage: Usage | TokenCounts) -> tuple[float, float, float]:
+        """(cost, interactive cost, savings) of one request's tokens."""
+        per_in = self.per_in
+        write_1h = min(usage.cache_creation_1h_input_tokens, usage.cache_creation_input_tokens)
+        write_5m = usage.cache_creation_input_tokens - write_1h
+        interactive = (
+            usage.input_tokens * per_in
+            + write_5m * per_in * self.write_5m
+            + write_1h * per_in * self.write_1h
+            + usage.cache_read_input_tokens * per_in * self.read
+            + usage.output_tokens * self.per_out
+        )
+        cost = interactive * self.discount  # times 1.0 outside batch mode: exactly the interactive cost
+        return cost, interactive, interactive - cost
 
 
 class LedgerLine(BaseModel):
