@@ -30,7 +30,7 @@ from batch_ops.config import load_config
 from batch_ops.engine import Engine, RunSummary
 from batch_ops.paths import Layout
 from batch_ops.phases import all_phases
-from batch_ops.queue import read_queue
+from batch_ops.queue import JobRecord, read_queue
 from bench import corpus
 from bench.context import Context
 from bench.harness import Row, Sandbox, paired, rate, run_child
@@ -74,12 +74,18 @@ def baseline(path: str) -> dict[str, Any]:
     return {"lines": n}
 
 
-def _settled_once(repo: Path, count: int) -> bool:
-    """The job completed and every result settled exactly once, with one ledger line each."""
+def _outcome(repo: Path) -> tuple[JobRecord | None, int]:
+    """The job as the reconcile left it, and the ledger's line count."""
     jobs, _ = read_queue(Layout(root=repo))
     ledger = repo / ".backlog-ops" / "usage-ledger.jsonl"
     lines = len(ledger.read_bytes().splitlines()) if ledger.exists() else 0
-    return bool(jobs) and jobs[0].status == "completed" and lines == count and sum(jobs[0].settled.values()) == count
+    return (jobs[0] if jobs else None), lines
+
+
+def _settled_once(outcome: tuple[JobRecord | None, int], count: int) -> bool:
+    """The job completed and every result settled exactly once, with one ledger line each."""
+    job, lines = outcome
+    return job is not None and job.status == "completed" and lines == count and sum(job.settled.values()) == count
 
 
 def run(ctx: Context) -> list[Row]:
@@ -108,7 +114,7 @@ def run(ctx: Context) -> list[Row]:
 
         def fresh_state(i: int) -> None:
             if i:
-                outcomes.append(_settled_once(repo, count))
+                outcomes.append(_settled_once(_outcome(repo), count))
                 shutil.rmtree(repo)
                 shutil.copytree(pristine, repo)
             calls.append(sandbox.calls())
@@ -124,13 +130,12 @@ def run(ctx: Context) -> list[Row]:
         # The sandbox's counts for the last reconcile alone (they are cumulative).
         after = sandbox.calls()
         sandbox_calls = {k: after.get(k, 0) - calls[-1].get(k, 0) for k in after}
-    outcomes.append(_settled_once(repo, count))
+    last = _outcome(repo)
+    outcomes.append(_settled_once(last, count))
     shutil.rmtree(pristine, ignore_errors=True)
     measured, base = pair.measured, pair.base
-    jobs, _ = read_queue(Layout(root=repo))
-    job = jobs[0]
-    ledger = repo / ".backlog-ops" / "usage-ledger.jsonl"
-    ledger_lines = len(ledger.read_bytes().splitlines()) if ledger.exists() else 0
+    job, ledger_lines = last
+    assert job is not None, "the reconcile left no job"
     notes = [
         f"fig 1: {size / count:,.0f} bytes per result line, {size / 1e6:,.0f} MB; outcomes {job.settled}; "
         f"job {job.status}; ledger lines {ledger_lines:,}; sandbox calls "

@@ -26,7 +26,6 @@ from batch_ops.ledger import (
     iter_ledger,
     price_usage,
 )
-from batch_ops.paths import Layout
 from batch_ops.payload import split_line
 from batch_ops.phases.base import ItemMeta, OutputError, SettledResult
 from batch_ops.phases.io import iter_failed, iter_settled
@@ -34,7 +33,8 @@ from batch_ops.phases.validation import _AS_DUMPED, ValidationPhase, Verdict
 from batch_ops.providers.anthropic import read_result_line, result_from_line
 from batch_ops.providers.base import MALFORMED, ResultLine
 from batch_ops.queue import BatchRef, JobRecord, read_queue
-from tests.hostile.strategies import ODD_NUMBERS, _get, _paths, _set, job_record, json_values, short_text
+from tests.hostile.strategies import ODD_NUMBERS, _get, _paths, _set, json_values, short_text
+from tests.hostile.test_readers_fuzz import _settle_repo
 
 VERDICT = json.dumps({"valid": True, "summary": "ok ✓", "findings": []}, ensure_ascii=False)
 
@@ -411,25 +411,7 @@ def test_reconcile_settles_a_broken_download(raw: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as env:
         env.setenv("ANTHROPIC_API_KEY", "sk-ant-test")  # lines are only read: no call is made
         root = Path(tmp)
-        layout = Layout(root)
-        (root / "backlog.config.json").write_text(
-            json.dumps({"llmOps": {"batchPolicy": {"retryPolicy": {"maxRetries": 0}}}})
-        )
-        layout.payloads_dir.mkdir(parents=True)
-        items = [
-            {"custom_id": cid, "params": {"model": "claude-haiku-4-5", "max_tokens": 10, "messages": []},
-             "meta": {"ticket_id": cid[4:], "ticket_path": f"backlog/data/pending/{cid[4:]}.md", "content_hash": "h"}}
-            for cid in ("btv-FEAT-1", "btv-FEAT-2")
-        ]  # fmt: skip
-        (layout.payloads_dir / "job-20260218-0001.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
-        record = job_record("job-20260218-0001")
-        record["batches"][0].update(status="downloaded", round=1, chunk=0)
-        record["round_submitted"] = True
-        layout.queue_file.write_text(json.dumps(record) + "\n")
-        batch_dir = layout.results_dir / "job-20260218-0001"
-        batch_dir.mkdir(parents=True)
-        (batch_dir / "r1-c0.ids").write_text("btv-FEAT-1\nbtv-FEAT-2\n")
-        (batch_dir / "r1-c0.download.jsonl").write_bytes(raw)
+        layout = _settle_repo(root, raw, "download.jsonl")
         assert main(["reconcile", "--repo", str(root)]) == 0
         jobs, bad = read_queue(layout)
         assert not bad and jobs[0].terminal and jobs[0].result_path is not None

@@ -196,8 +196,10 @@ def test_validation_answer_is_parsed_or_refused_with_a_reason(text: str) -> None
     assert isinstance(out["valid"], bool)
 
 
-def _settle_repo(root: Path, result_lines: bytes) -> Layout:
-    """A repository with one validation job whose only batch has ended and been downloaded."""
+def _settle_repo(root: Path, result_lines: bytes, results_file: str = "results.jsonl") -> Layout:
+    """A repository with one validation job whose only batch has ended and been downloaded.
+
+    ``results_file``: ``results.jsonl`` holds ProviderResult lines, ``download.jsonl`` the API's own."""
     layout = Layout(root)
     (root / "backlog.config.json").write_text(
         json.dumps({"llmOps": {"batchPolicy": {"retryPolicy": {"maxRetries": 0}}}})
@@ -218,7 +220,7 @@ def _settle_repo(root: Path, result_lines: bytes) -> Layout:
     batch_dir.mkdir(parents=True)
     # The engine names a batch's files by round and chunk; the ids file says which requests it holds.
     (batch_dir / "r1-c0.ids").write_text("".join(i["custom_id"] + "\n" for i in items))
-    (batch_dir / "r1-c0.results.jsonl").write_bytes(result_lines)
+    (batch_dir / f"r1-c0.{results_file}").write_bytes(result_lines)
     return layout
 
 
