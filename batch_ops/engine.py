@@ -49,7 +49,9 @@ from batch_ops.errors import BatchOpsError, PolicyRefusal, StateError
 from batch_ops.ledger import LedgerAppend, Rates, keys_for_batch
 from batch_ops.paths import Layout, safe_file_name
 from batch_ops.payload import (
+    CANONICAL_META,
     META_INDEX_SUFFIX,
+    IndexedMetas,
     iter_payload_meta,
     parse_request_line,
     read_meta_index,
@@ -409,13 +411,7 @@ def _float(value: float) -> str:
     return pydantic_core.to_json(value).decode("ascii")
 
 
-# ItemMeta.model_dump_json() of a meta object whose three fields are plain strings or null, in
-# field order and with nothing else: such payload text is used as it is (the engine writes it so).
 _NO_META = ItemMeta().model_dump_json()
-_CANONICAL_META = re.compile(
-    r'\{"ticket_id":(?:null|"[^"\\\x00-\x1f]*"),"ticket_path":(?:null|"[^"\\\x00-\x1f]*"),'
-    r'"content_hash":(?:null|"[^"\\\x00-\x1f]*")\}'
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,14 +429,14 @@ class _Metas:
     def ticket_id(self, custom_id: str) -> str | None:
         if custom_id in self.ticket:
             return self.ticket[custom_id]
-        text = self.json[custom_id]  # _CANONICAL_META: '{"ticket_id":' then null or a plain string
+        text = self.json[custom_id]  # CANONICAL_META: '{"ticket_id":' then null or a plain string
         return text[14 : text.index('"', 14)] if text[13] == '"' else None
 
     def ticket_json(self, custom_id: str) -> str:
         """The ticket id as JSON text, as ``model_dump_json`` writes it."""
         if custom_id in self.ticket:
             return _json(self.ticket[custom_id])
-        # _CANONICAL_META: the id is null or a string without escapes, so its JSON is as it stands.
+        # CANONICAL_META: the id is null or a string without escapes, so its JSON is as it stands.
         text = self.json[custom_id]
         return text[13 : text.index('"', 14) + 1] if text[13] == '"' else "null"
 
@@ -1122,32 +1118,46 @@ class Engine:
         reconcile's memory, and parsing every 4 KB payload line most of its time.
         """
         wanted = set(ids)
-        out = _Metas(dict.fromkeys(wanted, _NO_META), {})
-        canonical = _CANONICAL_META.fullmatch
+        out = _Metas({}, {})
+        json_of = out.json
         try:
             path = self.layout.resolve_ops_path(job.payload_path)
             indexed = self._indexed_metas(job)
-            items: Iterable[tuple[str, str]] = (
-                indexed if indexed is not None else ((m.custom_id, m.meta) for m in iter_payload_meta(path))
-            )
-            for cid, meta_json in items:
-                if cid in wanted:
-                    if canonical(meta_json):
-                        out.json[cid] = meta_json
-                        continue
-                    try:
-                        meta = ItemMeta.model_validate_json(meta_json)
-                    except ValueError:
-                        self.warn(f"{job.id}: {job.payload_path}: meta of {cid} is not an object; ignored")
-                        continue
-                    out.json[cid] = meta.model_dump_json()
-                    out.ticket[cid] = meta.ticket_id
+            if indexed is not None and indexed.canonical:
+                # Every meta was found canonical when the index was written: nothing to test per item.
+                for cid, meta_json in indexed:
+                    if cid in wanted:
+                        json_of[cid] = meta_json
+            else:
+                pairs = indexed if indexed is not None else ((m.custom_id, m.meta) for m in iter_payload_meta(path))
+                self._join_checked(job, pairs, wanted, out)
         except (OSError, ValueError, KeyError, RecursionError, BatchOpsError) as exc:
             # Results are still settled; they only lose the ticket they came from.
             self.warn(f"{job.id}: {job.payload_path} unreadable for the join ({type(exc).__name__}: {exc})")
+        if len(json_of) < len(wanted):
+            for cid in wanted.difference(json_of):
+                json_of[cid] = _NO_META
         return out
 
-    def _indexed_metas(self, job: JobRecord) -> Iterator[tuple[str, str]] | None:
+    def _join_checked(
+        self, job: JobRecord, pairs: Iterable[tuple[str, str]], wanted: set[str], out: _Metas
+    ) -> None:
+        """``_metas_for``'s join over metas of any shape: a canonical one is kept as its text."""
+        canonical = CANONICAL_META.fullmatch
+        for cid, meta_json in pairs:
+            if cid in wanted:
+                if canonical(meta_json):
+                    out.json[cid] = meta_json
+                    continue
+                try:
+                    meta = ItemMeta.model_validate_json(meta_json)
+                except ValueError:
+                    self.warn(f"{job.id}: {job.payload_path}: meta of {cid} is not an object; ignored")
+                    continue
+                out.json[cid] = meta.model_dump_json()
+                out.ticket[cid] = meta.ticket_id
+
+    def _indexed_metas(self, job: JobRecord) -> IndexedMetas | None:
         """The payload's metas from its meta index (``payload.read_meta_index``); None to read the payload.
 
         The index's path is the payload's with ``.meta`` added, held inside .backlog-ops/ as the

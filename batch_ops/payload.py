@@ -22,6 +22,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -189,6 +190,30 @@ _INDEX_FORMAT = 1
 _INDEX_CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
+# ItemMeta.model_dump_json() of a meta whose three fields are plain strings or null, in field order
+# and with nothing else: the settle uses such text as it is (the engine writes metas so). The index
+# says whether every meta it holds has this shape, so the join need not test 100,000 of them again.
+CANONICAL_META = re.compile(
+    r'\{"ticket_id":(?:null|"[^"\\\x00-\x1f]*"),"ticket_path":(?:null|"[^"\\\x00-\x1f]*"),'
+    r'"content_hash":(?:null|"[^"\\\x00-\x1f]*")\}'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedMetas:
+    """A checked meta index: its (custom_id, meta JSON) entries, streamed, in payload order.
+
+    ``canonical``: every meta matched ``CANONICAL_META`` when the index was written (its body is
+    the one its header hashed, so that still holds).
+    """
+
+    entries: Iterator[tuple[str, str]]
+    canonical: bool
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return self.entries
+
+
 def meta_index_path(payload: Path) -> Path:
     return payload.with_name(payload.name + META_INDEX_SUFFIX)
 
@@ -249,12 +274,13 @@ def write_meta_index(
         "payload_mtime_ns": st.st_mtime_ns,
         "payload_sha256": digest,
         "body_sha256": hashlib.sha256(body.encode("utf-8")).hexdigest(),
+        "canonical": all(CANONICAL_META.fullmatch(meta) for _cid, meta in entries),
     }
     atomic_write_text(index, _compact(header) + "\n" + body)
     return True
 
 
-def read_meta_index(payload: Path, index: Path) -> Iterator[tuple[str, str]] | None:
+def read_meta_index(payload: Path, index: Path) -> IndexedMetas | None:
     """(custom_id, meta JSON) per payload line, in order, from the index; None unless it is the payload's.
 
     The index is used only if its body is the one its header hashed and the payload is the one it
@@ -285,7 +311,7 @@ def read_meta_index(payload: Path, index: Path) -> Iterator[tuple[str, str]] | N
                     return None
     except (OSError, ValueError, RecursionError):
         return None
-    return _index_entries(index)
+    return IndexedMetas(_index_entries(index), header.get("canonical") is True)
 
 
 def _index_entries(index: Path) -> Iterator[tuple[str, str]]:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from batch_ops.cli import main
 from batch_ops.config import DEFAULT_MODELS
-from batch_ops.engine import _CANONICAL_META, _LineParts, _Metas
+from batch_ops.engine import _LineParts, _Metas
 from batch_ops.ledger import (
     LedgerAppend,
     LedgerLine,
@@ -26,7 +26,7 @@ from batch_ops.ledger import (
     iter_ledger,
     price_usage,
 )
-from batch_ops.payload import split_line
+from batch_ops.payload import CANONICAL_META, split_line
 from batch_ops.phases.base import ItemMeta, OutputError, SettledResult
 from batch_ops.phases.io import iter_failed, iter_settled
 from batch_ops.phases.validation import _AS_DUMPED, ValidationPhase, Verdict
@@ -234,7 +234,7 @@ def test_a_payload_meta_is_used_as_written_only_when_it_is_the_models_text(
         text.encode("utf-8")
     except UnicodeEncodeError:
         return
-    if _CANONICAL_META.fullmatch(text):
+    if CANONICAL_META.fullmatch(text):
         model = ItemMeta.model_validate_json(text)
         assert model.model_dump_json() == text
         assert _Metas({"c": text}, {}).ticket_id("c") == model.ticket_id

@@ -155,3 +155,48 @@ def test_an_index_that_a_symlink_leads_out_of_backlog_ops_is_not_followed(tmp_pa
     meta_index_path(payload).unlink()
     os.symlink(outside, meta_index_path(payload))
     assert _engine(layout)._indexed_metas(_job(layout)) is None
+
+
+CANONICAL_RECORDS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    (f"btv-C-{i}", {"i": i}, {"ticket_id": f"C-{i}", "ticket_path": f"p/C-{i}.md", "content_hash": "ab"})
+    for i in range(3)
+] + [("btv-C-3", {}, {"ticket_id": None, "ticket_path": None, "content_hash": None})]
+
+
+def _header(payload: Path) -> dict[str, Any]:
+    header: dict[str, Any] = json.loads(meta_index_path(payload).read_bytes().split(b"\n", 1)[0])
+    return header
+
+
+def test_the_index_says_whether_every_meta_is_canonical(tmp_path: Path) -> None:
+    _, payload = _write(tmp_path)
+    assert _header(payload)["canonical"] is False  # RECORDS hold metas in other shapes
+    indexed = read_meta_index(payload, meta_index_path(payload))
+    assert indexed is not None and not indexed.canonical
+    write_payload(payload, CANONICAL_RECORDS)
+    assert _header(payload)["canonical"] is True
+    indexed = read_meta_index(payload, meta_index_path(payload))
+    assert indexed is not None and indexed.canonical
+
+
+def test_the_join_trusts_a_canonical_index_and_checks_the_others(tmp_path: Path) -> None:
+    """The same join through a canonical index, an index from before the flag, and the payload itself."""
+    layout, payload = _write(tmp_path)
+    write_payload(payload, CANONICAL_RECORDS)
+    job = _job(layout)
+    ids = [c for c, _, _ in CANONICAL_RECORDS] + ["btv-none"]  # one id the payload does not hold
+    engine = _engine(layout)
+    trusted = engine._metas_for(job, ids)
+    index = meta_index_path(payload)
+    head, body = index.read_bytes().split(b"\n", 1)
+    old = json.loads(head)
+    del old["canonical"]  # an index written before the flag: every meta is tested again
+    index.write_bytes(json.dumps(old, separators=(",", ":")).encode() + b"\n" + body)
+    indexed = engine._indexed_metas(job)
+    assert indexed is not None and not indexed.canonical
+    checked = engine._metas_for(job, ids)
+    index.unlink()
+    scanned = engine._metas_for(job, ids)
+    assert trusted == checked == scanned
+    assert trusted.json["btv-none"] == '{"ticket_id":null,"ticket_path":null,"content_hash":null}'
+    assert [trusted.ticket_id(c) for c in ids] == ["C-0", "C-1", "C-2", None, None]
