@@ -1117,8 +1117,9 @@ class Engine:
         for a meta in another shape. At 100,000 requests a model per item held most of the
         reconcile's memory, and parsing every 4 KB payload line most of its time.
         """
-        wanted = set(ids)
-        out = _Metas({}, {})
+        # Filled in advance: the dict is then the set of wanted ids too, and its keys are the ids'
+        # own strings (100,000 of them, not a second copy from the index).
+        out = _Metas(dict.fromkeys(ids, _NO_META), {})
         json_of = out.json
         try:
             path = self.layout.resolve_ops_path(job.payload_path)
@@ -1126,35 +1127,31 @@ class Engine:
             if indexed is not None and indexed.canonical:
                 # Every meta was found canonical when the index was written: nothing to test per item.
                 for cid, meta_json in indexed:
-                    if cid in wanted:
+                    if cid in json_of:
                         json_of[cid] = meta_json
             else:
                 pairs = indexed if indexed is not None else ((m.custom_id, m.meta) for m in iter_payload_meta(path))
-                self._join_checked(job, pairs, wanted, out)
+                self._join_checked(job, pairs, out)
         except (OSError, ValueError, KeyError, RecursionError, BatchOpsError) as exc:
             # Results are still settled; they only lose the ticket they came from.
             self.warn(f"{job.id}: {job.payload_path} unreadable for the join ({type(exc).__name__}: {exc})")
-        if len(json_of) < len(wanted):
-            for cid in wanted.difference(json_of):
-                json_of[cid] = _NO_META
         return out
 
-    def _join_checked(
-        self, job: JobRecord, pairs: Iterable[tuple[str, str]], wanted: set[str], out: _Metas
-    ) -> None:
+    def _join_checked(self, job: JobRecord, pairs: Iterable[tuple[str, str]], out: _Metas) -> None:
         """``_metas_for``'s join over metas of any shape: a canonical one is kept as its text."""
         canonical = CANONICAL_META.fullmatch
+        json_of = out.json
         for cid, meta_json in pairs:
-            if cid in wanted:
+            if cid in json_of:
                 if canonical(meta_json):
-                    out.json[cid] = meta_json
+                    json_of[cid] = meta_json
                     continue
                 try:
                     meta = ItemMeta.model_validate_json(meta_json)
                 except ValueError:
                     self.warn(f"{job.id}: {job.payload_path}: meta of {cid} is not an object; ignored")
                     continue
-                out.json[cid] = meta.model_dump_json()
+                json_of[cid] = meta.model_dump_json()
                 out.ticket[cid] = meta.ticket_id
 
     def _indexed_metas(self, job: JobRecord) -> IndexedMetas | None:
