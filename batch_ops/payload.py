@@ -267,14 +267,15 @@ def write_meta_index(
     except (OSError, ValueError, KeyError, RecursionError, UnicodeError):
         index.unlink(missing_ok=True)
         return False
+    canonical = all(CANONICAL_META.fullmatch(meta) for _cid, meta in entries)
     header = {
         "format": _INDEX_FORMAT,
         "count": len(entries),
         "payload_bytes": st.st_size,
         "payload_mtime_ns": st.st_mtime_ns,
         "payload_sha256": digest,
-        "body_sha256": hashlib.sha256(body.encode("utf-8")).hexdigest(),
-        "canonical": all(CANONICAL_META.fullmatch(meta) for _cid, meta in entries),
+        "body_sha256": _body_digest(body.encode("utf-8"), canonical).hexdigest(),
+        "canonical": canonical,
     }
     atomic_write_text(index, _compact(header) + "\n" + body)
     return True
@@ -293,7 +294,8 @@ def read_meta_index(payload: Path, index: Path) -> IndexedMetas | None:
             header = json.loads(fh.readline())
             if type(header) is not dict or header.get("format") != _INDEX_FORMAT:
                 return None
-            digest = hashlib.sha256()
+            canonical = header.get("canonical") is True
+            digest = _body_digest(b"", canonical)
             lines = 0
             last = b"\n"
             while piece := fh.read(1 << 20):
@@ -311,7 +313,15 @@ def read_meta_index(payload: Path, index: Path) -> IndexedMetas | None:
                     return None
     except (OSError, ValueError, RecursionError):
         return None
-    return IndexedMetas(_index_entries(index), header.get("canonical") is True)
+    return IndexedMetas(_index_entries(index), canonical)
+
+
+def _body_digest(body: bytes, canonical: bool) -> hashlib._Hash:
+    # The flag is hashed with the body: a header edited to call other metas canonical (which the
+    # settle would then use unread) makes the index unusable instead, and the payload is read.
+    digest = hashlib.sha256(b"canonical\n" if canonical else b"")
+    digest.update(body)
+    return digest
 
 
 def _index_entries(index: Path) -> Iterator[tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -190,7 +191,8 @@ def test_the_join_trusts_a_canonical_index_and_checks_the_others(tmp_path: Path)
     index = meta_index_path(payload)
     head, body = index.read_bytes().split(b"\n", 1)
     old = json.loads(head)
-    del old["canonical"]  # an index written before the flag: every meta is tested again
+    del old["canonical"]  # an index written before the flag (its body hashed alone): every meta is tested again
+    old["body_sha256"] = hashlib.sha256(body).hexdigest()
     index.write_bytes(json.dumps(old, separators=(",", ":")).encode() + b"\n" + body)
     indexed = engine._indexed_metas(job)
     assert indexed is not None and not indexed.canonical
@@ -200,3 +202,16 @@ def test_the_join_trusts_a_canonical_index_and_checks_the_others(tmp_path: Path)
     assert trusted == checked == scanned
     assert trusted.json["btv-none"] == '{"ticket_id":null,"ticket_path":null,"content_hash":null}'
     assert [trusted.ticket_id(c) for c in ids] == ["C-0", "C-1", "C-2", None, None]
+
+
+@pytest.mark.parametrize("records", [RECORDS, CANONICAL_RECORDS])
+def test_an_index_whose_flag_was_edited_is_not_used(tmp_path: Path, records: Any) -> None:
+    """The flag is hashed with the body: metas called canonical by hand are never used unread."""
+    _, payload = _write(tmp_path)
+    write_payload(payload, records)
+    index = meta_index_path(payload)
+    head, body = index.read_bytes().split(b"\n", 1)
+    header = json.loads(head)
+    header["canonical"] = not header["canonical"]
+    index.write_bytes(json.dumps(header, separators=(",", ":")).encode() + b"\n" + body)
+    assert _indexed(payload) is None
