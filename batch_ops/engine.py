@@ -441,12 +441,40 @@ class _Metas:
         return text[13 : text.index('"', 14) + 1] if text[13] == '"' else "null"
 
 
-def _lines_at(path: Path, offsets: list[int]) -> Iterator[SettledResult]:
-    """The settled results that start at these byte offsets of a settled file the engine wrote."""
-    with open(path, "rb") as fh:
-        for offset in offsets:
-            fh.seek(offset)
-            yield SettledResult.model_validate_json(fh.readline())
+_FAILURE_KINDS = {
+    FAIL_REJECTED: "the provider refused the batch, so these were never processed: fix the payload",
+    FAIL_INVALID: "the provider found the request invalid: fix the ticket or the phase's request",
+    FAIL_GAVE_UP: "transient failures outlasted retryPolicy.maxRetries: check the provider's status",
+    FAIL_ANSWER: "the answer did not fit the phase's schema: check the prompt or the model",
+}
+_SHOWN_PER_KIND = 5
+
+
+class _Failures:
+    """A job's failed requests as its error text tells them: how many, and per kind (the error's
+    prefix) how many and the first five, in file order."""
+
+    __slots__ = ("count", "kinds")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.kinds: dict[str, tuple[int, list[str]]] = {}
+
+    def add(self, custom_id: str, ticket_id: str | None, error: str | None) -> None:
+        self.count += 1
+        text = error or ""
+        kind = next((k for k in _FAILURE_KINDS if text.startswith(k)), "other")
+        n, shown = self.kinds.get(kind) or (0, [])
+        if n < _SHOWN_PER_KIND:
+            shown.append(custom_id + (f" [{ticket_id}]" if ticket_id else "") + f": {error}")
+        self.kinds[kind] = (n + 1, shown)
+
+    def extend(self, later: _Failures) -> None:
+        """Add the failures of a part that comes after this one in the job's results."""
+        self.count += later.count
+        for kind, (n, shown) in later.kinds.items():
+            have, mine = self.kinds.get(kind) or (0, [])
+            self.kinds[kind] = (have + n, mine + shown[: _SHOWN_PER_KIND - len(mine)])
 
 
 def _link_into(source: Path, target: Path) -> bool:
@@ -649,10 +677,10 @@ class Engine:
         self.store = QueueStore(layout, warn)
         self._scan: BacklogScan | None = None
         self.health = RunHealth()
-        # Settled file -> where its failed lines start (byte offsets), for files written in this
-        # run: a job whose batches all settled now closes by reading those lines only (``_finish``),
-        # not 100,000 lines back for a few thousand; offsets, not the lines, to keep memory down.
-        self._failed_lines: dict[Path, list[int]] = {}
+        # Settled file -> what its failed lines say, gathered as they were written, for files written
+        # in this run: a job whose batches all settled now closes without reading any line back
+        # (``_finish``); a count and five examples per kind, not the lines, to keep memory flat.
+        self._failed_lines: dict[Path, _Failures] = {}
 
     # -- shared -------------------------------------------------------------------------------
 
@@ -1442,8 +1470,8 @@ class Engine:
         lines = _LineParts(job, ref, price, ledger)
         pending: list[str] = []
         pending_ledger: list[str] = []
-        failed_lines: list[int] = []
-        written = [0]  # bytes of settled lines so far
+        failures = _Failures()
+        ticket_id = joined.ticket_id
 
         def settle_one(result: ResultLine, verdict: str, what: str | None = None) -> None:
             cid = result.custom_id
@@ -1458,8 +1486,7 @@ class Engine:
             text = lines.settled(result, metas[cid], status, output, error)
             pending.append(text)
             if status == "failed":
-                failed_lines.append(written[0])
-            written[0] += len(text) if text.isascii() else len(text.encode("utf-8"))
+                failures.add(cid, ticket_id(cid), error)
             if cid not in present:
                 pending_ledger.append(lines.ledger(result, ticket_json(cid), status, error))
             if len(pending) >= 256:  # one write per 256 lines: a text write per line cost more than its line
@@ -1514,7 +1541,7 @@ class Engine:
             ledger.discard()
             raise
         settled_out.__exit__(None, None, None)
-        self._failed_lines[settled_path] = failed_lines
+        self._failed_lines[settled_path] = failures
         if rejected:
             shown = ", ".join(f"{kind} {n}" for kind, n in sorted(rejected.items()))
             summary.notes.append(f"{job.id}/{ref.id}: result lines rejected, not applied ({shown})")
@@ -1619,16 +1646,20 @@ class Engine:
         if applied.report_path:
             job.report_path = applied.report_path
             summary.reports.append(applied.report_path)
+        failed = _Failures()
         if all(p in self._failed_lines for p in parts):
-            # Every part was written in this run: where its failed lines are is known, in file order.
-            failed = [res for p in parts for res in _lines_at(p, self._failed_lines.pop(p))]
+            # Every part was written in this run: what its failed lines say is known, in file order.
+            for p in parts:
+                failed.extend(self._failed_lines.pop(p))
         else:
-            failed = list(iter_failed(result_path))
-        if failed and len(failed) >= job.request_count:
+            for res in iter_failed(result_path):
+                failed.add(res.custom_id, res.meta.ticket_id, res.error)
+        if failed.count and failed.count >= job.request_count:
             job.transition("failed", error=self._failure_text(job, failed, job_failed=True))
             summary.failed_jobs.append(job.id)
         else:
-            job.transition("completed", error=self._failure_text(job, failed, job_failed=False) if failed else None)
+            text = self._failure_text(job, failed, job_failed=False) if failed.count else None
+            job.transition("completed", error=text)
             summary.completed_jobs.append(job.id)
         queue.save()
         crashpoint("finish.closed")
@@ -1636,28 +1667,14 @@ class Engine:
         shutil.rmtree(self._job_dir(job), ignore_errors=True)
 
     @staticmethod
-    def _failure_text(job: JobRecord, failed: list[SettledResult], *, job_failed: bool) -> str:
+    def _failure_text(job: JobRecord, failed: _Failures, *, job_failed: bool) -> str:
         """What happened, to which requests, and what to fix: one paragraph for the queue and alerts."""
-        kinds = {
-            FAIL_REJECTED: "the provider refused the batch, so these were never processed: fix the payload",
-            FAIL_INVALID: "the provider found the request invalid: fix the ticket or the phase's request",
-            FAIL_GAVE_UP: "transient failures outlasted retryPolicy.maxRetries: check the provider's status",
-            FAIL_ANSWER: "the answer did not fit the phase's schema: check the prompt or the model",
-        }
-        groups: dict[str, list[SettledResult]] = {}
-        for res in failed:
-            kind = next((k for k in kinds if (res.error or "").startswith(k)), "other")
-            groups.setdefault(kind, []).append(res)
         parts: list[str] = []
-        for kind, items in groups.items():
-            shown = "; ".join(
-                f"{r.custom_id}" + (f" [{r.meta.ticket_id}]" if r.meta.ticket_id else "") + f": {r.error}"
-                for r in items[:5]
-            )
-            more = f"; and {len(items) - 5} more" if len(items) > 5 else ""
-            advice = kinds.get(kind, "see the error")
-            parts.append(f"{len(items)} {kind} ({advice}): {shown}{more}")
-        total = job.request_count or len(failed)
+        for kind, (n, shown) in failed.kinds.items():
+            more = f"; and {n - len(shown)} more" if n > len(shown) else ""
+            advice = _FAILURE_KINDS.get(kind, "see the error")
+            parts.append(f"{n} {kind} ({advice}): {'; '.join(shown)}{more}")
+        total = job.request_count or failed.count
         if job_failed:
             action = f"fix what is named above, then run `batch-ops retry {job.id}` (allowed once)"
         else:
@@ -1665,7 +1682,7 @@ class Engine:
                 "fix what is named above; a changed ticket is sent again by the next `batch-ops enqueue`, "
                 f"or `batch-ops retry {job.id}` sends the failed requests again as a new job (once)"
             )
-        return f"{len(failed)} of {total} request(s) failed. " + " | ".join(parts) + f". What to do: {action}"
+        return f"{failed.count} of {total} request(s) failed. " + " | ".join(parts) + f". What to do: {action}"
 
     # -- operator retry -------------------------------------------------------------------------
 
