@@ -411,7 +411,7 @@ class AnthropicProvider:
             raise translate(exc, "create batch") from None
 
     def download_results(self, batch_id: str, out: BytesSink, *, results_url: str | None = None) -> int:
-        lines = 0
+        size = 0
         last = b"\n"
         try:
             url = results_url or self._client.messages.batches.retrieve(batch_id).results_url
@@ -422,10 +422,11 @@ class AnthropicProvider:
             )
             try:
                 # Pieces as they are read: a fixed chunk size makes httpx copy every byte twice more.
+                # Nothing is scanned here (counting 200 MB of line breaks cost a tenth of a second):
+                # the settle reads every line anyway.
                 for chunk in response.iter_bytes():
                     if chunk:
-                        out.write(chunk)
-                        lines += chunk.count(b"\n")
+                        size += out.write(chunk)
                         last = chunk[-1:]
             finally:
                 response.close()
@@ -436,12 +437,11 @@ class AnthropicProvider:
                 f"results of {batch_id}: connection failed ({type(exc).__name__})", connection=True
             ) from None
         if last != b"\n":
-            out.write(b"\n")
-            lines += 1
-        return lines
+            size += out.write(b"\n")
+        return size
 
-    def read_result_line(self, raw: bytes, number: int) -> ResultLine:
-        return read_result_line(raw, number)
+    # One call per result line: the module's function itself, not a method around it.
+    read_result_line = staticmethod(read_result_line)
 
     def create_message(self, request: ProviderRequest) -> ProviderResult:
         try:

@@ -148,7 +148,7 @@ class Provider(Protocol):
         ...
 
     def download_results(self, batch_id: str, out: BytesSink, *, results_url: str | None = None) -> int:
-        """Write an ended batch's results, as the provider's own JSONL, to ``out``; returns the line count.
+        """Write an ended batch's results, as the provider's own JSONL, to ``out``; returns the bytes written.
 
         With ``results_url`` (from the retrieve that saw the batch end) no other call is made.
         """
