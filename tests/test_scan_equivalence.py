@@ -146,3 +146,15 @@ def test_front_matter_closes_where_the_regex_said(parts: list[str]) -> None:
     text = "---\n" + "".join(parts)
     old = _FRONT_CLOSE.search(text, 4)
     assert _front_close(text) == (None if old is None else (old.start(), old.end()))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["\r", "\n", "\r\n", "x", "é", "\u2028", "## A", "\xff", "\x85"]), max_size=30))
+def test_line_ends_normalised_as_before(parts: list[str]) -> None:
+    # Encoded as UTF-8 or, for a "\xff" piece, as bytes that are not UTF-8 (read as Latin-1).
+    body = "".join(parts)
+    raw = ("---\nid: X-1\n---\n" + body).encode("utf-8").replace("\xff".encode(), b"\xff")
+    ticket = parse_ticket(raw, "backlog/data/pending/X-1.md")
+    decoded = raw.decode("utf-8") if ticket.utf8 else raw.decode("latin-1")
+    assert ticket.crlf == ("\r\n" in decoded)
+    assert ticket.text == decoded.replace("\r\n", "\n").replace("\r", "\n")
