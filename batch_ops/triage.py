@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from batch_ops.backlog import Ticket, gc_paused
+from batch_ops.backlog import Ticket, built_model, gc_paused
 from batch_ops.checks import Finding, is_complete, validate_ticket
 from batch_ops.config import TicketValidation
 
@@ -119,7 +119,9 @@ def triage_ticket(ticket: Ticket, rules: TicketValidation) -> TriageResult:
     else:
         bucket = "no-llm"
         reasons = ["complete and simple: the deterministic checks settle it"]
-    return TriageResult(ticket_id=ticket.id, bucket=bucket, reasons=reasons, findings=findings)
+    # Built, not validated: every value is of its declared type and the lists are this call's own.
+    values = {"ticket_id": ticket.id, "bucket": bucket, "reasons": reasons, "findings": findings}
+    return built_model(TriageResult, values)
 
 
 def triage(tickets: list[Ticket], rules: TicketValidation) -> dict[str, TriageResult]:
