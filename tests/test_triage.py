@@ -12,7 +12,7 @@ from batch_ops.checks import Finding
 from batch_ops.cli import main
 from batch_ops.config import TicketValidation
 from batch_ops.testing.ticketgen import generate_backlog
-from batch_ops.triage import TriageResult, buckets, triage, triage_ticket
+from batch_ops.triage import RISK_WORDS, TriageResult, buckets, triage, triage_ticket
 from tests.conftest import SAMPLE
 from tests.test_backlog import GOOD
 
@@ -125,3 +125,15 @@ def test_built_results_and_findings_are_what_validation_makes(tmp_path: Path) ->
             assert finding.__pydantic_fields_set__ == again.__pydantic_fields_set__
             with pytest.raises(ValueError):
                 finding.code = "other"  # type: ignore[misc]  # frozen, as the model says
+
+
+_WORD_PIECES = [*_PIECES, *RISK_WORDS, *(w.upper() for w in RISK_WORDS), "auths", "secur", "oauth2", "sso.", "-race"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_WORD_PIECES), max_size=16))
+def test_every_risk_word_found_as_the_regex_finds_it(parts: list[str]) -> None:
+    from batch_ops.triage import _RISK_RE, risk_tokens
+
+    text = "".join(parts)
+    assert risk_tokens(text) == sorted({m.group(1).lower() for m in _RISK_RE.finditer(text)})
