@@ -150,7 +150,8 @@ class Ticket(BaseModel):
         if value is None or value == "":
             return []
         if isinstance(value, list):
-            return [str(v) for v in value if v is not None and str(v).strip()]
+            # Most lists are empty ("blockers: []"): no comprehension to run for them.
+            return [str(v) for v in value if v is not None and str(v).strip()] if value else []
         return [str(value)]
 
     def number_field(self, key: str) -> float | None:
@@ -437,10 +438,11 @@ def parse_ticket(raw: bytes, rel_path: str, state_dir: str = "pending") -> Ticke
         except _FrontTooBig as exc:
             raise TicketError(rel_path, f"front matter refused: {exc}") from None
     raw_id = front.get("id")
-    file_name = rel_path.rsplit("/", 1)[-1]
-    if isinstance(raw_id, str | int) and str(raw_id).strip():
-        ticket_id, from_name = str(raw_id).strip(), False
+    ticket_id = str(raw_id).strip() if isinstance(raw_id, str | int) else ""
+    if ticket_id:
+        from_name = False
     else:
+        file_name = rel_path.rsplit("/", 1)[-1]
         m = _ID_IN_NAME.match(file_name)
         ticket_id, from_name = (m.group(1) if m else file_name.removesuffix(".md")), True
     # Every field is built above with its declared type; validating would copy the text again.
