@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from batch_ops.backlog import Ticket
+from batch_ops.backlog import Ticket, built_model
 from batch_ops.config import TicketValidation
 
 Severity = Literal["error", "warning"]
@@ -35,7 +35,8 @@ def validate_ticket(ticket: Ticket, rules: TicketValidation) -> list[Finding]:
     found: list[Finding] = []
 
     def add(code: str, message: str, severity: Severity = "error") -> None:
-        found.append(Finding(code=code, severity=severity, message=message))
+        # Built, not validated: the arguments are this function's own strings and severities.
+        found.append(built_model(Finding, {"code": code, "severity": severity, "message": message}))
 
     if ticket.id_from_file_name:
         add("front.id", f"front matter has no `id`; using {ticket.id!r} from the file name", "warning")

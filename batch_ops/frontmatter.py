@@ -30,6 +30,15 @@ _SPECIAL = frozenset(
 
 def _scalar(text: str, item: bool = False, json_safe: bool = False) -> tuple[bool, Any]:
     """(accepted, value) for one plain or quoted scalar."""
+    first = text[:1]
+    if first == '"' or first == "'":
+        # No other form starts with a quote: a quoted title (unique to its ticket, so its line is
+        # never found in the cache) comes straight here, past four regexes that cannot match.
+        if not item and len(text) >= 2 and text[-1] == first:
+            inner = text[1:-1]
+            if first not in inner and "\\" not in inner and inner.isprintable() and inner == inner.strip():
+                return True, inner
+        return False, None
     if (item and _ITEM.fullmatch(text)) or (not item and _WORD.fullmatch(text)):
         if text in _SPECIAL or (len(text) == 1 and text in "yYnN"):
             return False, None
@@ -44,10 +53,6 @@ def _scalar(text: str, item: bool = False, json_safe: bool = False) -> tuple[boo
         except ValueError:
             return False, None
         return True, day.isoformat() if json_safe else day
-    if not item and len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        inner = text[1:-1]
-        if text[0] not in inner and "\\" not in inner and inner.isprintable() and inner == inner.strip():
-            return True, inner
     return False, None
 
 

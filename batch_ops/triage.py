@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from batch_ops.backlog import Ticket, gc_paused
+from batch_ops.backlog import Ticket, built_model, gc_paused
 from batch_ops.checks import Finding, is_complete, validate_ticket
 from batch_ops.config import TicketValidation
 
@@ -68,14 +68,30 @@ _TOKEN_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 _ASCII_TOKENS = bytes(
     (c + 32 if 65 <= c <= 90 else c) if c in _TOKEN_BYTES else 32 for c in range(256)
 )
-_RISK_BYTES = frozenset(w.encode("ascii") for w in RISK_WORDS)
+
+
+def _by_first_letter(words: tuple[str, ...]) -> bytes:
+    """A regex alternation of ``words`` (ASCII) with one branch per first letter: the engine
+    rejects a branch on its first character, so each try costs one test per letter rather than
+    one per word."""
+    rests: dict[str, list[str]] = {}
+    for word in sorted(set(words)):
+        rests.setdefault(word[0], []).append(re.escape(word[1:]))
+    return "|".join(f"{re.escape(first)}(?:{'|'.join(alts)})" for first, alts in rests.items()).encode("ascii")
+
+
+# In the translated bytes (below) a token is a maximal run of non-spaces: with a space on each side
+# of the text, a risk word is a token exactly where it has a space before it and one after it (the
+# look-ahead leaves that space to start the next match). A search that jumps from space to space
+# costs less than splitting out and hashing every token (half of them in a ticket's prose).
+_RISK_PADDED = re.compile(b" (" + _by_first_letter(RISK_WORDS) + b")(?= )")
 
 
 def risk_tokens(text: str) -> list[str]:
     """The risk words ``_RISK_RE`` finds in ``text``, lower-cased, sorted, each once."""
     if text.isascii():
-        found = _RISK_BYTES.intersection(text.encode("ascii").translate(_ASCII_TOKENS).split())
-        return sorted(w.decode("ascii") for w in found)
+        found = _RISK_PADDED.findall(b" %b " % text.encode("ascii").translate(_ASCII_TOKENS))
+        return sorted({w.decode("ascii") for w in found})
     return sorted(_RISK_SET.intersection(_TOKEN_RE.findall(text.lower())))
 
 
@@ -119,7 +135,9 @@ def triage_ticket(ticket: Ticket, rules: TicketValidation) -> TriageResult:
     else:
         bucket = "no-llm"
         reasons = ["complete and simple: the deterministic checks settle it"]
-    return TriageResult(ticket_id=ticket.id, bucket=bucket, reasons=reasons, findings=findings)
+    # Built, not validated: every value is of its declared type and the lists are this call's own.
+    values = {"ticket_id": ticket.id, "bucket": bucket, "reasons": reasons, "findings": findings}
+    return built_model(TriageResult, values)
 
 
 def triage(tickets: list[Ticket], rules: TicketValidation) -> dict[str, TriageResult]:

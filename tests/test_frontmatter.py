@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batch_ops.frontmatter import parse_simple
 from batch_ops.testing.ticketgen import generate_backlog
@@ -53,3 +55,18 @@ def test_sample_and_generated_backlogs(tmp_path: Path) -> None:
         accepted += 1
         assert fast == yaml.safe_load(text), text
     assert accepted > len(texts) // 2  # the fast path does take the common case
+
+
+_QUOTE_PIECES = ['"', "'", "x", " ", "\\", ":", "#", "é", "\t", "[", "]", ", ", "1", "-", "yes", "\x7f"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_QUOTE_PIECES), max_size=10), st.sampled_from(['"', "'", "[", "[x, "]))
+def test_quoted_values_read_as_yaml_reads_them(parts: list[str], opening: str) -> None:
+    # Values that start with a quote (a title) or a list whose item does: the fast path takes them
+    # to its quote check first; what it accepts it must read as YAML does.
+    text = f"a: {opening}{''.join(parts)}"
+    fast = parse_simple(text)
+    if fast is not None:
+        assert fast == yaml.safe_load(text)
+    assert (fast is None) == (parse_simple(text + "\nb: x") is None)

@@ -14,7 +14,15 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batch_ops.backlog import Ticket, _front_close, _split_sections, parse_ticket, scan_backlog
+from batch_ops.backlog import (
+    Ticket,
+    _front_close,
+    _split_at_headings,
+    _split_by_marks,
+    _split_sections,
+    parse_ticket,
+    scan_backlog,
+)
 from batch_ops.frontmatter import parse_simple
 from batch_ops.testing.ticketgen import generate_backlog
 
@@ -146,3 +154,28 @@ def test_front_matter_closes_where_the_regex_said(parts: list[str]) -> None:
     text = "---\n" + "".join(parts)
     old = _FRONT_CLOSE.search(text, 4)
     assert _front_close(text) == (None if old is None else (old.start(), old.end()))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["\r", "\n", "\r\n", "x", "é", "\u2028", "## A", "\xff", "\x85"]), max_size=30))
+def test_line_ends_normalised_as_before(parts: list[str]) -> None:
+    # Encoded as UTF-8 or, for a "\xff" piece, as bytes that are not UTF-8 (read as Latin-1).
+    body = "".join(parts)
+    raw = ("---\nid: X-1\n---\n" + body).encode("utf-8").replace("\xff".encode(), b"\xff")
+    ticket = parse_ticket(raw, "backlog/data/pending/X-1.md")
+    decoded = raw.decode("utf-8") if ticket.utf8 else raw.decode("latin-1")
+    assert ticket.crlf == ("\r\n" in decoded)
+    assert ticket.text == decoded.replace("\r\n", "\n").replace("\r", "\n")
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from([*_PIECES, "\n## ", "\n```", "\n~~~", "\n  ```"]), max_size=40))
+def test_sections_split_at_headings_as_by_marks(parts: list[str]) -> None:
+    # parse_ticket's case: the body starts at a line start (after the front matter's closing line).
+    text = "---\nid: X-1\n---\n" + "".join(parts)
+    start = len("---\nid: X-1\n---\n")
+    fast = _split_at_headings(text, start)
+    general = _split_by_marks(text, start)
+    assert fast is None or fast == general
+    assert _split_sections(text, start) == general
+    assert [(s.heading, s.body, s.start, s.end) for s in general] == _old_split_sections(text, start)

@@ -8,9 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_ops.backlog import parse_ticket, scan_backlog
+from batch_ops.checks import Finding
 from batch_ops.cli import main
 from batch_ops.config import TicketValidation
-from batch_ops.triage import buckets, triage, triage_ticket
+from batch_ops.testing.ticketgen import generate_backlog
+from batch_ops.triage import RISK_WORDS, TriageResult, buckets, triage, triage_ticket
 from tests.conftest import SAMPLE
 from tests.test_backlog import GOOD
 
@@ -99,3 +101,39 @@ def test_risk_word_tokens_agree_with_the_regex(parts: list[str]) -> None:
     assert by_regex == by_tokens
     # The ASCII fast path (bytes.translate) and the regex path agree with the regex too.
     assert risk_tokens(text) == sorted(by_regex)
+
+
+def test_built_results_and_findings_are_what_validation_makes(tmp_path: Path) -> None:
+    """Triage builds its results and findings without validating them (``backlog.built_model``):
+    the same state as the validated models, on a messy generated backlog."""
+    for model in (TriageResult, Finding):
+        assert not any(f.alias or f.validation_alias or not f.is_required() for f in model.model_fields.values())
+        assert not model.__private_attributes__ and model.model_config.get("extra") in (None, "ignore")
+    generate_backlog(tmp_path, 300, seed=5, messy=True, messy_ratio=0.3)
+    scan = scan_backlog(tmp_path)
+    results = triage(scan.pending, TicketValidation(requireDependencyCheck=True))
+    assert any(r.findings for r in results.values())
+    for res in results.values():
+        validated = TriageResult(ticket_id=res.ticket_id, bucket=res.bucket, reasons=res.reasons, findings=res.findings)
+        assert res.__dict__ == validated.__dict__ and res == validated
+        assert res.__pydantic_fields_set__ == validated.__pydantic_fields_set__
+        assert (res.__pydantic_extra__, res.__pydantic_private__) == (None, None)
+        assert TriageResult.model_validate(res.model_dump()) == res
+        for finding in res.findings:
+            again = Finding(code=finding.code, severity=finding.severity, message=finding.message)
+            assert finding.__dict__ == again.__dict__ and finding == again and hash(finding) == hash(again)
+            assert finding.__pydantic_fields_set__ == again.__pydantic_fields_set__
+            with pytest.raises(ValueError):
+                finding.code = "other"  # type: ignore[misc]  # frozen, as the model says
+
+
+_WORD_PIECES = [*_PIECES, *RISK_WORDS, *(w.upper() for w in RISK_WORDS), "auths", "secur", "oauth2", "sso.", "-race"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_WORD_PIECES), max_size=16))
+def test_every_risk_word_found_as_the_regex_finds_it(parts: list[str]) -> None:
+    from batch_ops.triage import _RISK_RE, risk_tokens
+
+    text = "".join(parts)
+    assert risk_tokens(text) == sorted({m.group(1).lower() for m in _RISK_RE.finditer(text)})
