@@ -310,9 +310,12 @@ def _fence_lines(text: str, body_start: int) -> list[int]:
     return found
 
 
-def _split_at_headings(text: str, body_start: int) -> tuple[Section, ...] | None:
+def _split_at_headings(text: str, body_start: int, names: dict[str, str] | None = None) -> tuple[Section, ...] | None:
     """``_split_by_marks`` for a body starting at a line start, or None when a fence may hide a
     heading: the sections then need the line-by-line walk.
+
+    Given ``names`` (empty), it also fills in what ``Ticket._section_map`` would build from the
+    sections, in the same pass: a second loop over them cost about as much as this one's own work.
 
     With no "\n## " between an opening fence line and its closing one (nor after an unclosed one),
     every "\n## " starts a section: one ``str.split`` in C cuts the body into them, and the loop
@@ -335,7 +338,11 @@ def _split_at_headings(text: str, body_start: int) -> tuple[Section, ...] | None
         # The body ends at the next heading's line start (the line break before it is stripped
         # with the others) or at the end of the text.
         end = at + 1 if i < last else at
-        sections.append(_new_tuple(Section, (heading.strip(), body.strip("\n"), start, end)))
+        heading = heading.strip()
+        body = body.strip("\n")
+        if names is not None:
+            names.setdefault(heading.lower(), body)  # the heading is stripped already
+        sections.append(_new_tuple(Section, (heading, body, start, end)))
     return tuple(sections)
 
 
@@ -445,8 +452,12 @@ def parse_ticket(raw: bytes, rel_path: str, state_dir: str = "pending") -> Ticke
         file_name = rel_path.rsplit("/", 1)[-1]
         m = _ID_IN_NAME.match(file_name)
         ticket_id, from_name = (m.group(1) if m else file_name.removesuffix(".md")), True
+    names: dict[str, str] | None = {}
+    sections = _split_at_headings(text, front_end, names) if text[front_end - 1 : front_end] == "\n" else None
+    if sections is None:
+        sections, names = _split_by_marks(text, front_end), None
     # Every field is built above with its declared type; validating would copy the text again.
-    return Ticket.built(
+    ticket = Ticket.built(
         {
             "path": rel_path,
             "state_dir": state_dir,
@@ -455,13 +466,16 @@ def parse_ticket(raw: bytes, rel_path: str, state_dir: str = "pending") -> Ticke
             "front": front,
             "text": text,
             "front_end": front_end,
-            "sections": _split_sections(text, front_end),
+            "sections": sections,
             "content_hash": hashlib.sha256(raw).hexdigest(),
             "crlf": crlf,
             "bom": bom,
             "utf8": utf8,
         }
     )
+    if names is not None:  # the section map, already built by the split: the cached property's slot
+        ticket.__dict__["_section_map"] = names
+    return ticket
 
 
 @dataclass

@@ -75,6 +75,8 @@ def test_a_built_ticket_is_what_model_construct_makes(tmp_path: Path) -> None:
     t = parse_ticket(GOOD.encode(), "backlog/data/pending/FEAT-100.md")
     values = {name: getattr(t, name) for name in Ticket.model_fields}
     made = Ticket.model_construct(**values)
+    assert "_section_map" in t.__dict__  # parse_ticket's split fills the cache in...
+    assert made._section_map  # ...with what the cached property builds from the sections
     assert t.__dict__ == made.__dict__ and t == made
     assert t.__pydantic_fields_set__ == made.__pydantic_fields_set__ == set(Ticket.model_fields)
     assert (t.__pydantic_extra__, t.__pydantic_private__) == (made.__pydantic_extra__, made.__pydantic_private__)

@@ -179,3 +179,32 @@ def test_sections_split_at_headings_as_by_marks(parts: list[str]) -> None:
     assert fast is None or fast == general
     assert _split_sections(text, start) == general
     assert [(s.heading, s.body, s.start, s.end) for s in general] == _old_split_sections(text, start)
+
+
+def _section_map_from_sections(ticket: Ticket) -> dict[str, str]:
+    # What ``Ticket._section_map`` builds from the sections when the split has not filled it in.
+    found: dict[str, str] = {}
+    for sec in ticket.sections:
+        found.setdefault(sec.heading.strip().lower(), sec.body)
+    return found
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from([*_PIECES, "\n## ", "\n```", "\n~~~", "\n  ```", "\n## A", "\n## a ", "\n##  A"]),
+                max_size=40))
+def test_section_map_built_by_the_split_as_from_the_sections(parts: list[str]) -> None:
+    raw = ("---\nid: X-1\n---\n" + "".join(parts)).encode()
+    ticket = parse_ticket(raw, "backlog/data/pending/X-1.md")
+    assert ticket._section_map == _section_map_from_sections(ticket)
+    # The map filled in by the split is not a field: the model's fields and dump are what they were.
+    assert ticket.model_fields_set == set(Ticket.model_fields)
+    assert ticket == Ticket.model_validate(ticket.model_dump())
+
+
+def test_generated_backlog_section_maps_as_from_the_sections(tmp_path: Path) -> None:
+    generate_backlog(tmp_path, 300, duplicates=5, seed=29, messy=True, messy_ratio=0.3)
+    for ticket in scan_backlog(tmp_path).tickets:
+        assert ticket._section_map == _section_map_from_sections(ticket)
+        assert ticket.section("Description") == next(
+            (s.body for s in ticket.sections if s.heading.strip().lower() == "description"), None
+        )
