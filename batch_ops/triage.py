@@ -20,13 +20,15 @@ Affected Files or Test Strategy sections are not searched for risk words.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 
-from batch_ops.backlog import Ticket, built_model, gc_paused
+from batch_ops.backlog import Ticket, built_model, gc_paused, iter_scan
 from batch_ops.checks import Finding, is_complete, validate_ticket
 from batch_ops.config import TicketValidation
+from batch_ops.errors import TicketError
 
 Bucket = Literal["no-llm", "cheap-llm", "requires-frontier"]
 BUCKETS: tuple[Bucket, ...] = ("no-llm", "cheap-llm", "requires-frontier")
@@ -144,6 +146,26 @@ def triage(tickets: list[Ticket], rules: TicketValidation) -> dict[str, TriageRe
     # Results for the whole backlog are kept: the collector would only walk them again and again.
     with gc_paused():
         return {t.id: triage_ticket(t, rules) for t in tickets}
+
+
+def triage_backlog(
+    root: Path, data_dir: str, rules: TicketValidation
+) -> tuple[dict[str, TriageResult], list[TicketError], int]:
+    """``triage(scan_backlog(...).pending, rules)`` without keeping the tickets: (results, the scan's
+    problems, the number of tickets read). For callers that need the triage alone (``batch-ops
+    triage``): each ticket is triaged as soon as it is read and then let go (``iter_scan``)."""
+    results: dict[str, TriageResult] = {}
+    problems: list[TicketError] = []
+    tickets = 0
+    with gc_paused():
+        for item in iter_scan(root, data_dir):
+            if isinstance(item, TicketError):
+                problems.append(item)
+                continue
+            tickets += 1
+            if item.is_pending:
+                results[item.id] = triage_ticket(item, rules)
+    return results, problems, tickets
 
 
 def buckets(results: dict[str, TriageResult]) -> dict[Bucket, list[str]]:

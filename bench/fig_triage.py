@@ -1,8 +1,8 @@
 """Figure 3: triage and deterministic validation of a whole backlog.
 
-Measured: ``scan_backlog`` (read, decode, parse front matter and sections of every ticket) and
-``triage`` (the deterministic checks and the triage rules) over every pending ticket, in a fresh
-process: what ``batch-ops triage`` does before it prints.
+Measured: ``triage.triage_backlog``, what ``batch-ops triage`` does before it prints, in a fresh
+process: the scan (read, decode, parse front matter and sections of every ticket) streamed into
+triage (the deterministic checks and the triage rules) of every pending ticket as it is read.
 
 Baseline: reading the same files and splitting each into front matter (``key: value`` lines) and
 ``## `` sections, with no YAML parser and no rules.
@@ -14,9 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from batch_ops.backlog import scan_backlog
 from batch_ops.config import load_config
-from batch_ops.triage import triage
+from batch_ops.triage import triage_backlog
 from bench.context import Context
 from bench.harness import Row, paired, rate, run_child
 
@@ -24,14 +23,14 @@ _SECTION = re.compile(r"^## ", re.MULTILINE)
 
 
 def triage_all(repo: str) -> dict[str, Any]:
+    """What ``batch-ops triage`` does before it prints: the streamed scan and triage."""
     root = Path(repo)
     config = load_config(root)
-    scan = scan_backlog(root, config.backlog.data_dir)
-    results = triage(scan.pending, config.ticket_validation)
+    results, problems, tickets = triage_backlog(root, config.backlog.data_dir, config.ticket_validation)
     counts: dict[str, int] = {}
     for res in results.values():
         counts[res.bucket] = counts.get(res.bucket, 0) + 1
-    return {"tickets": len(scan.tickets), "problems": len(scan.problems), "buckets": counts}
+    return {"tickets": tickets, "problems": len(problems), "buckets": counts}
 
 
 def baseline(repo: str) -> dict[str, Any]:

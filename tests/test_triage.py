@@ -12,7 +12,7 @@ from batch_ops.checks import Finding
 from batch_ops.cli import main
 from batch_ops.config import TicketValidation
 from batch_ops.testing.ticketgen import generate_backlog
-from batch_ops.triage import RISK_WORDS, TriageResult, buckets, triage, triage_ticket
+from batch_ops.triage import RISK_WORDS, TriageResult, buckets, triage, triage_backlog, triage_ticket
 from tests.conftest import SAMPLE
 from tests.test_backlog import GOOD
 
@@ -137,3 +137,24 @@ def test_every_risk_word_found_as_the_regex_finds_it(parts: list[str]) -> None:
 
     text = "".join(parts)
     assert risk_tokens(text) == sorted({m.group(1).lower() for m in _RISK_RE.finditer(text)})
+
+
+def test_the_streamed_triage_is_the_scan_then_triage(tmp_path: Path) -> None:
+    """``triage_backlog`` (what ``batch-ops triage`` runs) gives what scanning, keeping every ticket
+    and triaging the pending ones gives: the same results in the same order, the same problems."""
+    generate_backlog(tmp_path, 300, seed=7, messy=True, messy_ratio=0.3)
+    pending = tmp_path / "backlog" / "data" / "pending"
+    completed = tmp_path / "backlog" / "data" / "completed"
+    completed.mkdir(parents=True, exist_ok=True)
+    first = sorted(pending.glob("*.md"))[0]
+    (completed / first.name).write_bytes(first.read_bytes())  # a completed ticket, and a duplicate id
+    (pending / "zz-broken.md").write_bytes(b"\x00\x01 not a ticket")
+    rules = TicketValidation(requireDependencyCheck=True)
+    scan = scan_backlog(tmp_path)
+    expected = triage(scan.pending, rules)
+    results, problems, tickets = triage_backlog(tmp_path, "backlog/data", rules)
+    assert list(results) == list(expected)
+    assert all(results[k].model_dump() == expected[k].model_dump() for k in expected)
+    assert [str(p) for p in problems] == [str(p) for p in scan.problems]
+    assert any("duplicate id" in str(p) for p in problems) and any("binary" in str(p) for p in problems)
+    assert tickets == len(scan.tickets) and len(results) == len(scan.pending)

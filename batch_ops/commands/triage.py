@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from batch_ops.backlog import scan_backlog
 from batch_ops.commands._common import add_repo_arg, emit_json, load, warn
-from batch_ops.triage import buckets, triage
+from batch_ops.triage import buckets, triage_backlog
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,10 +17,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     layout, config = load(args)
-    scan = scan_backlog(layout.root, config.backlog.data_dir)
-    for problem in scan.problems:
+    # Streamed: each ticket is triaged as it is read, and none is kept (``triage_backlog``).
+    results, problems, _tickets = triage_backlog(layout.root, config.backlog.data_dir, config.ticket_validation)
+    for problem in problems:
         warn(f"skipped ticket {problem}")
-    results = triage(scan.pending, config.ticket_validation)
     out: dict[str, object] = {str(k): v for k, v in buckets(results).items()}
     if args.explain:
         out["reasons"] = {tid: res.reasons for tid, res in sorted(results.items())}
