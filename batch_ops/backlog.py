@@ -146,8 +146,7 @@ class Ticket(BaseModel):
     @_cached
     def _section_map(self) -> dict[str, str]:
         found: dict[str, str] = {}
-        for sec in self.sections:
-            found.setdefault(sec.heading.strip().lower(), sec.body)
+        _fill_section_names(found, self.sections)
         return found
 
     def list_field(self, key: str) -> list[str]:
@@ -284,12 +283,23 @@ _FIRST_HEADING = re.compile(r"## ([^\n]*)")
 _new_tuple = tuple.__new__
 
 
-def _split_sections(text: str, body_start: int) -> tuple[Section, ...]:
+def _split_sections(text: str, body_start: int, names: dict[str, str] | None = None) -> tuple[Section, ...]:
+    """The body's sections; given ``names`` (empty), it is filled in as ``Ticket._section_map``
+    (in the split's own pass when the split is the fast one)."""
     if body_start > 0 and text[body_start - 1 : body_start] == "\n":  # parse_ticket's case: a line start
-        fast = _split_at_headings(text, body_start)
+        fast = _split_at_headings(text, body_start, names)
         if fast is not None:
             return fast
-    return _split_by_marks(text, body_start)
+    sections = _split_by_marks(text, body_start)
+    if names is not None:
+        _fill_section_names(names, sections)
+    return sections
+
+
+def _fill_section_names(names: dict[str, str], sections: Iterable[Section]) -> None:
+    # The first section of a name wins, as ``Ticket.section`` promises.
+    for sec in sections:
+        names.setdefault(sec.heading.strip().lower(), sec.body)
 
 
 def _fence_lines(text: str, body_start: int) -> list[int]:
@@ -457,10 +467,8 @@ def parse_ticket(raw: bytes, rel_path: str, state_dir: str = "pending") -> Ticke
         file_name = rel_path.rsplit("/", 1)[-1]
         m = _ID_IN_NAME.match(file_name)
         ticket_id, from_name = (m.group(1) if m else file_name.removesuffix(".md")), True
-    names: dict[str, str] | None = {}
-    sections = _split_at_headings(text, front_end, names) if text[front_end - 1 : front_end] == "\n" else None
-    if sections is None:
-        sections, names = _split_by_marks(text, front_end), None
+    names: dict[str, str] = {}
+    sections = _split_sections(text, front_end, names)
     # Every field is built above with its declared type; validating would copy the text again.
     ticket = Ticket.built(
         {
@@ -478,8 +486,7 @@ def parse_ticket(raw: bytes, rel_path: str, state_dir: str = "pending") -> Ticke
             "utf8": utf8,
         }
     )
-    if names is not None:  # the section map, already built by the split: the cached property's slot
-        ticket.__dict__["_section_map"] = names
+    ticket.__dict__["_section_map"] = names  # built by the split: the cached property's slot
     return ticket
 
 
