@@ -167,13 +167,17 @@ def atomic_write_text(path: Path, text: str) -> None:
 class atomic_writer:
     """``with atomic_writer(path) as fh: fh.write(...)``: ``path`` is replaced only if the block succeeds."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, binary: bool = False) -> None:
         self.path = path
         self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.binary = binary
 
     def __enter__(self) -> Any:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.tmp, "w", encoding="utf-8", newline="\n")
+        if self.binary:
+            self._fh: Any = open(self.tmp, "wb")
+        else:
+            self._fh = open(self.tmp, "w", encoding="utf-8", newline="\n")
         return self._fh
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:

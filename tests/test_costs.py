@@ -178,7 +178,7 @@ def _write_ledger(layout: Layout, rng: random.Random, config: Config, n: int) ->
                 sums.add(line.model, line.status, *(f[k] for k in ("input_tokens", "output_tokens",
                          "cache_creation_input_tokens", "cache_read_input_tokens", "cost_usd",
                          "interactive_cost_usd", "savings_usd")))  # fmt: skip
-                staged.add_text(line.model_dump_json() + "\n")
+                staged.add_bytes(line.model_dump_json().encode() + b"\n")
         staged.commit()
         if rng.random() < 0.05:  # a hand-edited line in the middle: reported, not counted
             with open(layout.ledger_file, "a", encoding="utf-8") as fh:

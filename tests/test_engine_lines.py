@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pydantic_core
 import pytest
 from hypothesis import given, settings
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from batch_ops.cli import main
 from batch_ops.config import DEFAULT_MODELS
-from batch_ops.engine import _LineParts, _Metas
+from batch_ops.engine import _encode_lines, _LineParts, _Metas, _pydantic_float
 from batch_ops.ledger import (
     LedgerAppend,
     LedgerLine,
@@ -167,15 +167,15 @@ def test_settled_and_ledger_lines_are_the_models_own_text(tmp_path: Path, mode: 
         status = "succeeded" if result.outcome == "succeeded" else "failed"
         output = phase.output_json(result.text or "") if status == "succeeded" else None
         error = None if output else f"invalid request: {result.error_message}"
-        fast = parts.settled(result, meta.model_dump_json(), status, output, error)
-        usage = Usage(**dataclasses.asdict(result.usage))
+        fast = _encode_lines([parts.settled(result, meta.model_dump_json(), status, output, error)])
+        usage = Usage(**msgspec.structs.asdict(result.usage))
         model = SettledResult(
             custom_id=result.custom_id, status=status, meta=meta,
             output=phase.parse_output(result.text or "") if output else None, error=error, batch_id=ref.id,
             attempts=ref.round, usage=usage, model=result.model,
         )  # fmt: skip
-        assert fast == model.model_dump_json() + "\n"
-        text = parts.ledger(result, pydantic_core.to_json(meta.ticket_id).decode(), status, error)
+        assert fast == (model.model_dump_json() + "\n").encode()
+        text = _encode_lines([parts.ledger(result, meta.ticket_id, status, error)]).decode()
         cost = price_usage(usage, price, job.mode)
         line = LedgerLine(
             timestamp=parts.stamp, workflow=job.workflow, phase=job.phase, job_id=job.id, batch_id=ref.id,
@@ -216,7 +216,8 @@ def test_the_ledger_lines_costs_are_cost_values_own_floats(alias: str, mode: str
     with tempfile.TemporaryDirectory() as tmp:
         staged = LedgerAppend(Path(tmp) / "l.jsonl", Path(tmp) / "l.part")
         parts = _LineParts(job, ref, price, staged)
-        text = parts.ledger(ResultLine("c-1", "succeeded", "{}", None, "end_turn", usage), "null", "succeeded", None)
+        row = parts.ledger(ResultLine("c-1", "succeeded", "{}", None, "end_turn", usage), None, "succeeded", None)
+        text = _encode_lines([row]).decode()
         staged.discard()
     line = json.loads(text)
     assert (line["cost_usd"], line["interactive_cost_usd"], line["savings_usd"]) == cost_values(usage, price, mode)
@@ -238,7 +239,6 @@ def test_a_payload_meta_is_used_as_written_only_when_it_is_the_models_text(
         model = ItemMeta.model_validate_json(text)
         assert model.model_dump_json() == text
         assert _Metas({"c": text}, {}).ticket_id("c") == model.ticket_id
-        assert _Metas({"c": text}, {}).ticket_json("c") == pydantic_core.to_json(model.ticket_id).decode()
 
 
 def test_output_json_is_what_the_settled_model_writes() -> None:
@@ -534,9 +534,7 @@ def test_a_lone_surrogate_is_not_kept() -> None:
     )
 )
 def test_a_float_in_a_ledger_line_is_pydantics_text(value: float) -> None:
-    from batch_ops.engine import _float
-
-    assert _float(value) == pydantic_core.to_json(value).decode("ascii")
+    assert _encode_lines([_pydantic_float(value)]) == pydantic_core.to_json(value) + b"\n"
 
 
 def test_the_ascii_pattern_is_the_pattern_on_ascii_text() -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
 from batch_ops.ledger import TokenCounts, Usage
@@ -52,16 +52,19 @@ class ProviderResult(BaseModel):
     error_message: str | None = None
 
 
-@dataclass(slots=True)
-class ResultLine:
-    """``ProviderResult`` as a plain record: what ``read_result_line`` gives, once per result."""
+class ResultLine(msgspec.Struct, gc=False):
+    """``ProviderResult`` as a plain record: what ``read_result_line`` gives, once per result.
+
+    A msgspec struct for the reason ``TokenCounts`` is one (its fields are strings and that
+    struct: no cycle, so the garbage collector need not track 100,000 of them).
+    """
 
     custom_id: str
     outcome: str
     text: str | None = None
     model: str | None = None
     stop_reason: str | None = None
-    usage: TokenCounts = field(default_factory=TokenCounts)
+    usage: TokenCounts = msgspec.field(default_factory=TokenCounts)
     error_type: str | None = None
     error_message: str | None = None
 
