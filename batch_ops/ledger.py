@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -149,6 +150,52 @@ class LedgerLine(BaseModel):
     status: str
     attempts: int = 1
     error: str | None = None
+
+
+class _LineFields(msgspec.Struct):
+    """``LedgerLine``'s fields with its types, for msgspec's strict decoder (other keys are ignored,
+    as the model keeps them aside): a line it takes is one the model takes, with the same values."""
+
+    timestamp: str
+    workflow: str
+    phase: str
+    job_id: str
+    batch_id: str | None
+    custom_id: str
+    ticket_id: str | None
+    provider: str
+    model_alias: str
+    model: str
+    mode: Mode
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+    cost_usd: float
+    interactive_cost_usd: float
+    savings_usd: float
+    status: str
+    attempts: int = 1
+    error: str | None = None
+
+
+_decode_fields = msgspec.json.Decoder(_LineFields).decode
+
+
+def _line_fields(raw: bytes) -> _LineFields | None:
+    """A ledger line read by msgspec, or None for the model to read (and, if it must, say what is wrong).
+
+    Rebuilding the summary reads every line of the ledger: at 1,000,000 lines, a model per line
+    was most of that time. Anything the strict decoder refuses (a number as a string, invalid
+    UTF-8, a cost too large to be finite, which the model refuses too) goes to the model.
+    """
+    try:
+        line = _decode_fields(raw)
+    except (msgspec.DecodeError, RecursionError):  # nested too deep for msgspec: the model says so
+        return None
+    if math.isfinite(line.cost_usd) and math.isfinite(line.interactive_cost_usd) and math.isfinite(line.savings_usd):
+        return line
+    return None
 
 
 class LedgerProblem(BaseModel):
@@ -448,15 +495,20 @@ class _Totals:
         sums = self.groups.get(key)
         if sums is None:
             sums = self.groups[key] = [0, 0, 0, 0, 0, 0.0, 0.0, 0.0]
+        tokens_in, tokens_out, cache_write, cache_read, cost, interactive, savings = values
         sums[0] += 1
-        for i, value in enumerate(values, start=1):
-            sums[i] += value
+        sums[1] += tokens_in
+        sums[2] += tokens_out
+        sums[3] += cache_write
+        sums[4] += cache_read
+        sums[5] += cost
+        sums[6] += interactive
+        sums[7] += savings
         day, _workflow, phase, alias, model, mode, status = key
         cell_key = (day, job_id, phase, alias, model, mode)
         cell = self.cells.get(cell_key)
         if cell is None:
             cell = self.cells[cell_key] = [0] * 10
-        tokens_in, tokens_out, cache_write, cache_read, cost, interactive, savings = values
         cell[0] += 1
         cell[1] += status == "succeeded"
         cell[2] += tokens_in
@@ -487,6 +539,14 @@ class _Totals:
                 cell[i] += value
             lines += acc[0]
         return lines
+
+    def add_line_fields(self, f: _LineFields) -> None:
+        key = (f.timestamp[:10], f.workflow, f.phase, f.model_alias, f.model, f.mode, f.status)
+        values = (
+            f.input_tokens, f.output_tokens, f.cache_creation_input_tokens, f.cache_read_input_tokens,
+            f.cost_usd, f.interactive_cost_usd, f.savings_usd,
+        )  # fmt: skip
+        self.add_sums(key, values, f.job_id)
 
     def add_fields(self, f: dict[str, Any]) -> None:
         key = (f["timestamp"][:10], f["workflow"], f["phase"], f["model_alias"], f["model"], f["mode"], f["status"])
@@ -634,21 +694,28 @@ def _problem(summary: LedgerSummary, number: int, exc: ValidationError) -> Ledge
 def _catch_up(path: Path, summary: LedgerSummary) -> LedgerSummary:
     """Add the whole lines past the summary's prefix; the returned summary covers them too."""
     totals = _Totals()
+    # Counted in locals, set once at the end: a model's attribute write costs a call.
+    lines, covered = summary.lines, summary.ledger_bytes
     with open(path, "rb") as fh:
-        fh.seek(summary.ledger_bytes)
+        fh.seek(covered)
         for raw in fh:
             if not raw.endswith(b"\n"):
                 break  # a line being written, or a torn one: covered once it is complete
-            summary.lines += 1
-            summary.ledger_bytes += len(raw)
+            lines += 1
+            covered += len(raw)
             if not raw.strip():
+                continue
+            fields = _line_fields(raw)
+            if fields is not None:
+                totals.add_line_fields(fields)
                 continue
             try:
                 totals.add(LedgerLine.model_validate_json(raw.decode("utf-8", errors="replace")))
             except ValidationError as exc:
                 summary.problem_count += 1
                 if len(summary.problems) < MAX_PROBLEMS_KEPT:
-                    summary.problems.append(_problem(summary, summary.lines, exc))
+                    summary.problems.append(_problem(summary, lines, exc))
+    summary.lines, summary.ledger_bytes = lines, covered
     totals.merge_into(summary)
     if summary.ledger_bytes:
         summary.head_sha256, summary.tail_sha256 = _fingerprints(path, summary.ledger_bytes)

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batch_ops.config import DEFAULT_MODELS
 from batch_ops.ledger import (
@@ -9,6 +14,7 @@ from batch_ops.ledger import (
     LedgerProblem,
     LedgerSummary,
     Usage,
+    _line_fields,
     append_lines,
     iter_ledger,
     keys_for_batch,
@@ -17,6 +23,7 @@ from batch_ops.ledger import (
     refresh_summary,
     summary_path,
 )
+from tests.hostile.strategies import ODD_NUMBERS, json_values, short_text
 
 
 def _line(cid: str, batch: str = "b1") -> LedgerLine:
@@ -141,3 +148,57 @@ def test_staged_append_writes_everything_once(tmp_path: Path) -> None:
     assert [x.custom_id for x in iter_ledger(path)] == ["a", "b", "c", "d"]
     assert not (tmp_path / "stage" / "b1.ledger.part").exists()
     assert _same(_from_summary(path), _full_scan(path))
+
+
+@st.composite
+def _odd_ledger_line(draw: st.DrawFn) -> bytes:
+    """A real ledger line with up to three changes: a field gone, an odd number, a wrong type, an extra key."""
+    doc = json.loads(_line("c-1").model_dump_json())
+    for _ in range(draw(st.integers(0, 3))):
+        key = draw(st.sampled_from(sorted(doc)))
+        action = draw(st.integers(0, 3))
+        if action == 0:
+            del doc[key]
+        elif action == 1:
+            doc[key] = draw(st.sampled_from([*ODD_NUMBERS, 1e400, 5.0, "batch", "interactive", "x"]))
+        elif action == 2:
+            doc[draw(short_text)] = draw(json_values)
+        else:
+            doc[key] = draw(json_values)
+        if not doc:
+            break
+    text = json.dumps(doc, ensure_ascii=draw(st.booleans()), allow_nan=True).replace("1e+400", "1e400")
+    return text.encode("utf-8", "surrogatepass") + b"\n"
+
+
+@settings(max_examples=500, deadline=None)
+@given(_odd_ledger_line())
+def test_a_line_the_fast_reader_takes_is_the_models_line(raw: bytes) -> None:
+    """The summary's fast reader takes only lines the model takes, and reads the same values."""
+    fields = _line_fields(raw)
+    if fields is None:
+        return
+    model = LedgerLine.model_validate_json(raw.decode("utf-8", errors="replace"))
+    assert {k: getattr(model, k) for k in msgspec.structs.asdict(fields)} == msgspec.structs.asdict(fields)
+
+
+def test_a_rebuilt_summary_reads_odd_lines_as_the_model_does(tmp_path: Path) -> None:
+    """Fast and slow lines mixed: the same totals and problems as a line-by-line reading by the model."""
+    good = [_line(f"c-{i}").model_dump_json() for i in range(4)]
+    lines = [
+        good[0],
+        good[1].replace('"input_tokens":1000', '"input_tokens":"1000"'),  # the model's lax reading takes it
+        good[2].replace('"cost_usd":', '"cost_usd":1e400,"was":'),  # too large: a problem for both
+        good[3].replace('"mode":"batch"', '"mode":"other"'),
+        '{"timestamp": "2026-01-01T00:00:00Z"}',
+        good[0].replace('"c-0"', '"c-9"'),
+    ]
+    ledger = tmp_path / "usage-ledger.jsonl"
+    ledger.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    summary = refresh_summary(ledger)
+    problems: list[LedgerProblem] = []
+    read = list(iter_ledger(ledger, problems))
+    assert summary.lines == 6 and [p.line_number for p in summary.problems] == [p.line_number for p in problems]
+    assert summary.problem_count == 3 and len(read) == 3
+    assert summary.totals()["requests"] == 3
+    assert summary.totals()["input_tokens"] == sum(line.input_tokens for line in read)
