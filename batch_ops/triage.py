@@ -153,12 +153,13 @@ def triage_backlog(
 ) -> tuple[dict[str, TriageResult], list[TicketError], int]:
     """``triage(scan_backlog(...).pending, rules)`` without keeping the tickets: (results, the scan's
     problems, the number of tickets read). For callers that need the triage alone (``batch-ops
-    triage``): each ticket is triaged as soon as it is read and then let go (``iter_scan``)."""
+    triage``): each ticket is triaged as soon as it is read and then let go (``iter_scan``), so its
+    content hash, which triage never reads, is not computed."""
     results: dict[str, TriageResult] = {}
     problems: list[TicketError] = []
     tickets = 0
     with gc_paused():
-        for item in iter_scan(root, data_dir):
+        for item in iter_scan(root, data_dir, hashed=False):
             if isinstance(item, TicketError):
                 problems.append(item)
                 continue
