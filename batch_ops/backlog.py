@@ -31,7 +31,7 @@ from batch_ops.frontmatter import parse_simple
 _ID_IN_NAME = re.compile(r"^([A-Z][A-Z0-9]*-\d+[a-z]?)")
 _AC_LINE = re.compile(r"^\s*[-*]\s*\[[ xX]\]\s*\S")
 _VERIFY_HEADING = re.compile(r"^###\s+Verification Commands\s*$", re.MULTILINE | re.IGNORECASE)
-_SUBHEADING = re.compile(r"^###\s", re.MULTILINE)
+_SUBHEADING_AFTER_BREAK = re.compile(r"\n###\s")
 MAX_TICKET_BYTES = 2_000_000
 # libyaml's parser when PyYAML was built with it: the same safe constructor and resolver as
 # yaml.safe_load (so the same values), about ten times faster on front matter.
@@ -214,26 +214,32 @@ class Ticket(BaseModel):
         return tuple(r for r in rows if r)
 
     def verification_commands(self) -> list[str]:
+        return list(self._verification_commands())
+
+    def has_verification_commands(self) -> bool:
+        """``bool(self.verification_commands())``, known at the first command (what validation asks)."""
+        return next(self._verification_commands(), None) is not None
+
+    def _verification_commands(self) -> Iterator[str]:
         body = self.section("Test Strategy") or ""
         # The heading starts with "###": the case-insensitive search (no literal prefix for the
         # regex engine to jump by) starts at the first one, not at the top of the section.
         first = body.find("###")
         match = _VERIFY_HEADING.search(body, first) if first != -1 else None
         if not match:
-            return []
-        # The match ends at a line break (or the end): "^" cannot match there, so searching the
-        # body from that offset finds what a search of a copy of the rest would.
-        nxt = _SUBHEADING.search(body, match.end())
-        block = body[match.end() : nxt.start() if nxt else len(body)]
-        commands = []
+            return
+        # The match ends at a line break (or the end), so the next line starting "###" and a space
+        # has a line break before it at or after that offset: a search for "\n###" (a literal the
+        # regex engine jumps by, where "^###" is tried at every offset) finds it.
+        nxt = _SUBHEADING_AFTER_BREAK.search(body, match.end())
+        block = body[match.end() : nxt.start() + 1 if nxt else len(body)]
         for line in block.splitlines():
             s = line.strip()
             # Stripped, a line is a fence exactly when it starts with ``` or ~~~.
             if s and not s.startswith(("#", "```", "~~~")):
                 command = s.lstrip("-*$ ").strip("`")
                 if command:
-                    commands.append(command)
-        return commands
+                    yield command
 
 
 # YAML aliases can make a small file expand into a huge (or endless) structure: bound the walk.
