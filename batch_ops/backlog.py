@@ -211,7 +211,7 @@ class Ticket(BaseModel):
         # The first table row is the header.
         if rows and body.lstrip().startswith("|"):
             rows = rows[1:]
-        return tuple(r for r in rows if r)
+        return tuple(filter(None, rows))  # the non-empty ones
 
     def verification_commands(self) -> list[str]:
         return list(self._verification_commands())
