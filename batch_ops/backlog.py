@@ -17,7 +17,7 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, overload
@@ -31,7 +31,7 @@ from batch_ops.frontmatter import parse_simple
 _ID_IN_NAME = re.compile(r"^([A-Z][A-Z0-9]*-\d+[a-z]?)")
 _AC_LINE = re.compile(r"^\s*[-*]\s*\[[ xX]\]\s*\S")
 _VERIFY_HEADING = re.compile(r"^###\s+Verification Commands\s*$", re.MULTILINE | re.IGNORECASE)
-_SUBHEADING = re.compile(r"^###\s", re.MULTILINE)
+_SUBHEADING_AFTER_BREAK = re.compile(r"\n###\s")
 MAX_TICKET_BYTES = 2_000_000
 # libyaml's parser when PyYAML was built with it: the same safe constructor and resolver as
 # yaml.safe_load (so the same values), about ten times faster on front matter.
@@ -74,6 +74,15 @@ class _cached(functools.cached_property[_T]):
 
 _M = TypeVar("_M", bound=BaseModel)
 
+# The setters of the four slots every pydantic model has (``BaseModel.__slots__``), taken once:
+# ``object.__setattr__(model, name, value)`` looks ``__setattr__`` up on ``object`` and the name up
+# on the model's type at every call, about half the cost of building a finding or a triage result.
+_new_object = object.__new__
+_set_dict: Callable[[BaseModel, dict[str, Any]], None] = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set: Callable[[BaseModel, set[str]], None] = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra: Callable[[BaseModel, None], None] = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private: Callable[[BaseModel, None], None] = BaseModel.__dict__["__pydantic_private__"].__set__
+
 
 def built_model(cls: type[_M], values: dict[str, Any]) -> _M:
     """``cls.model_construct(**values)`` where ``values`` holds every field of ``cls``, each already
@@ -81,11 +90,11 @@ def built_model(cls: type[_M], values: dict[str, Any]) -> _M:
     the state validation would give, without validating values the code has just built (a
     tenth of a scan for tickets; most of the cost of a triage result or a finding). Callers keep
     a test holding what they build to the validated model."""
-    model = cls.__new__(cls)
-    object.__setattr__(model, "__dict__", values)
-    object.__setattr__(model, "__pydantic_fields_set__", set(values))
-    object.__setattr__(model, "__pydantic_extra__", None)
-    object.__setattr__(model, "__pydantic_private__", None)
+    model: _M = _new_object(cls)
+    _set_dict(model, values)
+    _set_fields_set(model, set(values))
+    _set_extra(model, None)
+    _set_private(model, None)
     return model
 
 
@@ -104,7 +113,10 @@ class Ticket(BaseModel):
     text: str  # the whole file, decoded, with LF line endings
     front_end: int  # offset where the Markdown body starts
     sections: tuple[Section, ...]
-    content_hash: str  # sha256 of the raw bytes: changed-since checks compare this
+    # sha256 of the raw bytes: changed-since checks compare this. Empty when the reader asked for
+    # none (``parse_ticket(..., hashed=False)``): it then equals no file's hash, so such a ticket
+    # can only look changed, never unchanged.
+    content_hash: str
     crlf: bool
     bom: bool
     utf8: bool
@@ -199,29 +211,35 @@ class Ticket(BaseModel):
         # The first table row is the header.
         if rows and body.lstrip().startswith("|"):
             rows = rows[1:]
-        return tuple(r for r in rows if r)
+        return tuple(filter(None, rows))  # the non-empty ones
 
     def verification_commands(self) -> list[str]:
+        return list(self._verification_commands())
+
+    def has_verification_commands(self) -> bool:
+        """``bool(self.verification_commands())``, known at the first command (what validation asks)."""
+        return next(self._verification_commands(), None) is not None
+
+    def _verification_commands(self) -> Iterator[str]:
         body = self.section("Test Strategy") or ""
         # The heading starts with "###": the case-insensitive search (no literal prefix for the
         # regex engine to jump by) starts at the first one, not at the top of the section.
         first = body.find("###")
         match = _VERIFY_HEADING.search(body, first) if first != -1 else None
         if not match:
-            return []
-        # The match ends at a line break (or the end): "^" cannot match there, so searching the
-        # body from that offset finds what a search of a copy of the rest would.
-        nxt = _SUBHEADING.search(body, match.end())
-        block = body[match.end() : nxt.start() if nxt else len(body)]
-        commands = []
+            return
+        # The match ends at a line break (or the end), so the next line starting "###" and a space
+        # has a line break before it at or after that offset: a search for "\n###" (a literal the
+        # regex engine jumps by, where "^###" is tried at every offset) finds it.
+        nxt = _SUBHEADING_AFTER_BREAK.search(body, match.end())
+        block = body[match.end() : nxt.start() + 1 if nxt else len(body)]
         for line in block.splitlines():
             s = line.strip()
             # Stripped, a line is a fence exactly when it starts with ``` or ~~~.
             if s and not s.startswith(("#", "```", "~~~")):
                 command = s.lstrip("-*$ ").strip("`")
                 if command:
-                    commands.append(command)
-        return commands
+                    yield command
 
 
 # YAML aliases can make a small file expand into a huge (or endless) structure: bound the walk.
@@ -411,16 +429,25 @@ def _front_close(text: str) -> tuple[int, int] | None:
     return None
 
 
-def parse_ticket(raw: bytes, rel_path: str, state_dir: str = "pending") -> Ticket:
-    """Parse one ticket's bytes; raise TicketError(path, reason) if it cannot be used."""
+def parse_ticket(raw: bytes, rel_path: str, state_dir: str = "pending", *, hashed: bool = True) -> Ticket:
+    """Parse one ticket's bytes; raise TicketError(path, reason) if it cannot be used.
+
+    ``hashed=False`` leaves ``content_hash`` empty, for a caller that lets the ticket go without
+    comparing it (``triage.triage_backlog``): hashing every byte of the file is work it would
+    throw away (2 us of a 2 KB ticket's 80 us parse and triage here, with the CPU's SHA
+    instructions; without them, as under valgrind, an eighth of all the instructions).
+    """
     if not raw or raw.isspace():  # what ``not raw.strip()`` says, without copying the file
         raise TicketError(rel_path, "empty file")
     if len(raw) > MAX_TICKET_BYTES:
         raise TicketError(rel_path, f"file too large ({len(raw)} bytes, limit {MAX_TICKET_BYTES})")
-    if b"\x00" in raw:
+    # The bytes are looked for by value (``0 in raw``): ``bytes.__contains__`` tries its operand as
+    # an int first, and a one-byte ``bytes`` operand fails that by raising and clearing a TypeError
+    # inside, five times the cost of the search itself.
+    if 0x00 in raw:
         raise TicketError(rel_path, "binary file (contains NUL bytes)")
     decoded, bom, utf8 = _decode(raw)
-    if b"\r" in raw:
+    if 0x0D in raw:  # "\r"
         crlf = "\r\n" in decoded
         text = decoded.replace("\r\n", "\n").replace("\r", "\n")
     else:
@@ -480,7 +507,7 @@ def parse_ticket(raw: bytes, rel_path: str, state_dir: str = "pending") -> Ticke
             "text": text,
             "front_end": front_end,
             "sections": sections,
-            "content_hash": hashlib.sha256(raw).hexdigest(),
+            "content_hash": hashlib.sha256(raw).hexdigest() if hashed else "",
             "crlf": crlf,
             "bom": bom,
             "utf8": utf8,
@@ -584,13 +611,14 @@ def _scan(root: Path, data_dir: str) -> BacklogScan:
     return scan
 
 
-def iter_scan(root: Path, data_dir: str = "backlog/data") -> Iterator[Ticket | TicketError]:
+def iter_scan(root: Path, data_dir: str = "backlog/data", *, hashed: bool = True) -> Iterator[Ticket | TicketError]:
     """Every ticket file in ``scan_backlog``'s order, as its ticket or as the problem that skips it.
 
     Nothing is kept but the ids seen (a later ticket with an id already seen is a problem). A
     caller that needs each ticket once (``triage.triage_backlog``) lets it go: memory stays flat,
     and each ticket is read while it is still in the CPU's cache, which at 10,000 tickets made
-    triage a fifth faster than walking a kept list of them afterwards.
+    triage a fifth faster than walking a kept list of them afterwards. ``hashed`` is passed on to
+    ``parse_ticket``.
     """
     seen: dict[str, str] = {}
     root_real = root.resolve()
@@ -617,7 +645,7 @@ def iter_scan(root: Path, data_dir: str = "backlog/data") -> Iterator[Ticket | T
             yield exc
             continue
         try:
-            ticket = parse_ticket(raw, rel, state_dir)
+            ticket = parse_ticket(raw, rel, state_dir, hashed=hashed)
         except TicketError as exc:
             yield exc
             continue

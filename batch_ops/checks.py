@@ -65,7 +65,7 @@ def validate_ticket(ticket: Ticket, rules: TicketValidation) -> list[Finding]:
         )
     if rules.require_test_strategy and _empty(ticket.section("Test Strategy")):
         add("section.test_strategy", "`## Test Strategy` is missing or empty")
-    if rules.require_verification_commands and not ticket.verification_commands():
+    if rules.require_verification_commands and not ticket.has_verification_commands():
         add(
             "section.verification_commands",
             "no commands under `### Verification Commands` in the Test Strategy",

@@ -26,7 +26,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from batch_ops.backlog import Ticket, built_model, gc_paused, iter_scan
-from batch_ops.checks import Finding, is_complete, validate_ticket
+from batch_ops.checks import Finding, validate_ticket
 from batch_ops.config import TicketValidation
 from batch_ops.errors import TicketError
 
@@ -97,6 +97,16 @@ def risk_tokens(text: str) -> list[str]:
     return sorted(_RISK_SET.intersection(_TOKEN_RE.findall(text.lower())))
 
 
+def _strong_tags(ticket: Ticket) -> frozenset[str]:
+    """The strong tags among ``ticket.list_field("tags")``, lower-cased."""
+    value = ticket.front.get("tags")
+    if isinstance(value, list):
+        # list_field's filter only drops None and blank items, which are never strong tags: the
+        # lower-cased ``str`` of every item, mapped in C, meets the set without a comprehension.
+        return _STRONG_TAGS.intersection(map(str.lower, map(str, value)))
+    return _STRONG_TAGS.intersection([t.lower() for t in ticket.list_field("tags")])
+
+
 def triage_ticket(ticket: Ticket, rules: TicketValidation) -> TriageResult:
     findings = validate_ticket(ticket, rules)
     strong: list[str] = []
@@ -106,9 +116,9 @@ def triage_ticket(ticket: Ticket, rules: TicketValidation) -> TriageResult:
         strong.append("priority is critical")
     if str(ticket.front.get("severity") or "").lower() == "critical":
         strong.append("severity is critical")
-    tags = {t.lower() for t in ticket.list_field("tags")}
-    if tags & _STRONG_TAGS:
-        strong.append(f"tagged {', '.join(sorted(tags & _STRONG_TAGS))}")
+    tags = _strong_tags(ticket)
+    if tags:
+        strong.append(f"tagged {', '.join(sorted(tags))}")
     if priority == "high":
         moderate.append("priority is high")
     risk = _risk_words(ticket)
@@ -131,12 +141,15 @@ def triage_ticket(ticket: Ticket, rules: TicketValidation) -> TriageResult:
     if strong or len(moderate) >= 2:
         bucket = "requires-frontier"
         reasons = strong + moderate
-    elif not is_complete(findings) or moderate:
-        bucket = "cheap-llm"
-        reasons = moderate + [f.message for f in findings if f.severity == "error"]
     else:
-        bucket = "no-llm"
-        reasons = ["complete and simple: the deterministic checks settle it"]
+        # The ticket is complete (``is_complete``) exactly when no finding is an error.
+        errors = [f.message for f in findings if f.severity == "error"]
+        if errors or moderate:
+            bucket = "cheap-llm"
+            reasons = moderate + errors
+        else:
+            bucket = "no-llm"
+            reasons = ["complete and simple: the deterministic checks settle it"]
     # Built, not validated: every value is of its declared type and the lists are this call's own.
     values = {"ticket_id": ticket.id, "bucket": bucket, "reasons": reasons, "findings": findings}
     return built_model(TriageResult, values)
@@ -153,12 +166,13 @@ def triage_backlog(
 ) -> tuple[dict[str, TriageResult], list[TicketError], int]:
     """``triage(scan_backlog(...).pending, rules)`` without keeping the tickets: (results, the scan's
     problems, the number of tickets read). For callers that need the triage alone (``batch-ops
-    triage``): each ticket is triaged as soon as it is read and then let go (``iter_scan``)."""
+    triage``): each ticket is triaged as soon as it is read and then let go (``iter_scan``), so its
+    content hash, which triage never reads, is not computed."""
     results: dict[str, TriageResult] = {}
     problems: list[TicketError] = []
     tickets = 0
     with gc_paused():
-        for item in iter_scan(root, data_dir):
+        for item in iter_scan(root, data_dir, hashed=False):
             if isinstance(item, TicketError):
                 problems.append(item)
                 continue

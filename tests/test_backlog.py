@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,15 @@ def test_crlf_and_bom_parse_the_same_but_are_remembered() -> None:
     assert crlf.crlf and crlf.bom
     assert crlf.sections == lf.sections
     assert crlf.content_hash != lf.content_hash
+
+
+def test_a_ticket_read_without_its_hash_differs_only_there() -> None:
+    raw = b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode()
+    hashed = parse_ticket(raw, "a.md")
+    unhashed = parse_ticket(raw, "a.md", hashed=False)
+    assert hashed.content_hash == hashlib.sha256(raw).hexdigest() and unhashed.content_hash == ""
+    assert unhashed.model_dump() == {**hashed.model_dump(), "content_hash": ""}
+    assert unhashed._section_map == hashed._section_map
 
 
 def test_non_utf8_bytes_are_read_and_flagged() -> None:

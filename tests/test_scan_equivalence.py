@@ -111,6 +111,7 @@ def test_generated_messy_backlog_reads_as_before(tmp_path: Path) -> None:
         assert _as_tuples(ticket) == _old_split_sections(ticket.text, ticket.front_end)
         assert ticket.affected_files() == _old_affected_files(ticket.section("Affected Files") or "")
         assert ticket.verification_commands() == _old_verification_commands(ticket.section("Test Strategy") or "")
+        assert ticket.has_verification_commands() == bool(ticket.verification_commands())
 
 
 _PIECES = ["## ", "#", "###", "\n", " ", "\t", "```", "~~~", "x", "\u00a0", "\u2028", "`", "~", "##", "\x0b", "|",
@@ -135,6 +136,26 @@ def test_affected_files_and_verification_commands_as_before(parts: list[str]) ->
     ticket = parse_ticket(text.encode(), "backlog/data/pending/X-1.md")
     assert ticket.affected_files() == _old_affected_files(ticket.section("Affected Files") or "")
     assert ticket.verification_commands() == _old_verification_commands(ticket.section("Test Strategy") or "")
+    assert ticket.has_verification_commands() == bool(ticket.verification_commands())
+
+
+_VERIFY_PIECES = ["### Verification Commands", "### verification commands  ", "### Other", "###", "\n", " ", "\t",
+                  "```", "~~~", "npm test", "# note", "- ", "$ ", "`", "\x0b", "\u2028", "\x85", "\nnpm test",
+                  "\n### Other", "\n###", "\n```", "\n- $ `make`"]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(_VERIFY_PIECES), max_size=10),
+    st.sampled_from(["\n", " \n", "\t", "", "\n\n"]),
+    st.lists(st.sampled_from(_VERIFY_PIECES), max_size=25),
+)
+def test_verification_commands_found_as_before(before: list[str], end: str, after: list[str]) -> None:
+    # The heading is on a line of its own in most bodies, as in tickets, so the commands under it are read.
+    body = "".join(before) + "\n### Verification Commands" + end + "".join(after)
+    ticket = parse_ticket(f"---\nid: X-1\n---\n## Test Strategy\n{body}\n".encode(), "backlog/data/pending/X-1.md")
+    assert ticket.verification_commands() == _old_verification_commands(ticket.section("Test Strategy") or "")
+    assert ticket.has_verification_commands() == bool(ticket.verification_commands())
 
 
 def test_cached_front_matter_lines_are_fresh_lists() -> None:

@@ -158,3 +158,22 @@ def test_the_streamed_triage_is_the_scan_then_triage(tmp_path: Path) -> None:
     assert [str(p) for p in problems] == [str(p) for p in scan.problems]
     assert any("duplicate id" in str(p) for p in problems) and any("binary" in str(p) for p in problems)
     assert tickets == len(scan.tickets) and len(results) == len(scan.pending)
+
+
+_TAG = st.one_of(
+    st.sampled_from(["security", "Security", "MIGRATION", "compliance ", "", " ", "ui", "architecture"]),
+    st.none(),
+    st.integers(),
+    st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.lists(_TAG, max_size=6), _TAG))
+def test_strong_tags_are_the_listed_tags_that_are_strong(value: object) -> None:
+    """``_strong_tags`` (no comprehension for a list) gives what lower-casing ``list_field("tags")`` does."""
+    from batch_ops.triage import _STRONG_TAGS, _strong_tags
+
+    plain = _ticket(GOOD)
+    ticket = plain.model_copy(update={"front": {**plain.front, "tags": value}})
+    assert _strong_tags(ticket) == {t.lower() for t in ticket.list_field("tags")} & _STRONG_TAGS
