@@ -50,6 +50,7 @@ def _row(figure: str, repo: Path, bar_ratio: float | None, repeats: int) -> Row:
         lambda: run_child("bench.fig_triage:triage_all", {"repo": str(repo)}),
         lambda: run_child("bench.fig_triage:baseline", {"repo": str(repo)}),
         repeats,
+        warmup=bar_ratio is not None,  # 3b (one run, no ratio bar) needs none
     )
     measured, base = pair.measured, pair.base
     tickets = int(measured.info["tickets"])
