@@ -40,14 +40,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import msgspec
-import pydantic_core
 from pydantic import BaseModel, Field
 
 from batch_ops import budget, interactive, jobplan
 from batch_ops.backlog import BacklogScan, scan_backlog
 from batch_ops.config import Config, ModelPrice
 from batch_ops.errors import BatchOpsError, PolicyRefusal, StateError
-from batch_ops.ledger import LedgerAppend, Rates, TokenCounts, keys_for_batch
+from batch_ops.ledger import LedgerAppend, LedgerLine, LedgerRow, Rates, TokenCounts, keys_for_batch
 from batch_ops.paths import Layout, safe_file_name
 from batch_ops.payload import (
     CANONICAL_META,
@@ -396,16 +395,17 @@ def _describe(result: ProviderResult | ResultLine) -> str:
 
 
 # Floats from here up (in magnitude) are written "1e+16" by pydantic and "1e16" by msgspec; below,
-# the two write the same text (the shortest that reads back as the float). A cost this large is
-# passed to msgspec as pydantic's own text, so every ledger line is the model's text.
+# the two write the same text (the shortest that reads back as the float).
 _FLOAT_TEXTS_AGREE = 1e16
 
 
-def _pydantic_float(value: float) -> float | msgspec.Raw:
-    """``value`` for a row field, written as ``model_dump_json`` writes it."""
-    if -_FLOAT_TEXTS_AGREE < value < _FLOAT_TEXTS_AGREE:
-        return value
-    return msgspec.Raw(pydantic_core.to_json(value))
+def _ledger_line(row: LedgerRow) -> LedgerRow | msgspec.Raw:
+    """The row, or where a cost is that large (never, at any real price) the model's own text of it:
+    every ledger line is what ``LedgerLine.model_dump_json()`` writes."""
+    big = _FLOAT_TEXTS_AGREE
+    if -big < row.cost_usd < big and -big < row.interactive_cost_usd < big and -big < row.savings_usd < big:
+        return row
+    return msgspec.Raw(LedgerLine.model_validate(msgspec.structs.asdict(row)).model_dump_json())
 
 
 _NO_META = ItemMeta().model_dump_json()
@@ -555,32 +555,6 @@ class _SettledRow(msgspec.Struct, gc=False):
     model: str | None
 
 
-class _LedgerRow(msgspec.Struct, gc=False):
-    """A ledger line: the fields of ``LedgerLine`` in its order, written as its ``model_dump_json``."""
-
-    timestamp: str
-    workflow: str
-    phase: str
-    job_id: str
-    batch_id: str | None
-    custom_id: str
-    ticket_id: str | None
-    provider: str
-    model_alias: str
-    model: str
-    mode: str
-    input_tokens: int
-    output_tokens: int
-    cache_creation_input_tokens: int
-    cache_read_input_tokens: int
-    cost_usd: float | msgspec.Raw
-    interactive_cost_usd: float | msgspec.Raw
-    savings_usd: float | msgspec.Raw
-    status: str
-    attempts: int
-    error: str | None
-
-
 # Rows to JSON lines, each ending in a newline, in one call per block of rows.
 _encode_lines = msgspec.json.Encoder().encode_lines
 
@@ -610,8 +584,10 @@ class _LineParts:
             error, self.batch_id, self.attempts, result.usage, result.model,
         )  # fmt: skip
 
-    def ledger(self, result: ResultLine, ticket_id: str | None, status: str, error: str | None) -> _LedgerRow:
-        """The ledger row; its sums go to ``self.sums``."""
+    def ledger(
+        self, result: ResultLine, ticket_id: str | None, status: str, error: str | None
+    ) -> LedgerRow | msgspec.Raw:
+        """The ledger line (``_ledger_line``); its sums go to ``self.sums``."""
         u = result.usage
         tokens_in, tokens_out = u.input_tokens, u.output_tokens
         write, read = u.cache_creation_input_tokens, u.cache_read_input_tokens
@@ -621,18 +597,12 @@ class _LineParts:
         model = result.model or self.price.model
         self.sums.add(model, status, tokens_in, tokens_out, write, read, cost, interactive, savings)
         job = self.job
-        big = _FLOAT_TEXTS_AGREE
-        if -big < cost < big and -big < interactive < big and -big < savings < big:
-            return _LedgerRow(
-                self.stamp, job.workflow, job.phase, job.id, self.batch_id, result.custom_id, ticket_id,
-                job.provider, job.model_alias, model, job.mode, tokens_in, tokens_out, write, read,
-                cost, interactive, savings, status, self.attempts, error,
-            )  # fmt: skip
-        return _LedgerRow(
+        row = LedgerRow(
             self.stamp, job.workflow, job.phase, job.id, self.batch_id, result.custom_id, ticket_id,
             job.provider, job.model_alias, model, job.mode, tokens_in, tokens_out, write, read,
-            _pydantic_float(cost), _pydantic_float(interactive), _pydantic_float(savings), status, self.attempts, error,
+            cost, interactive, savings, status, self.attempts, error,
         )  # fmt: skip
+        return _ledger_line(row)
 
 
 def _provider_result_line(raw: bytes, number: int) -> ResultLine | None:
@@ -1480,7 +1450,7 @@ class Engine:
         lines = _LineParts(job, ref, price, ledger)
         settled_row, ledger_row = lines.settled, lines.ledger
         pending: list[_SettledRow] = []
-        pending_ledger: list[_LedgerRow] = []
+        pending_ledger: list[LedgerRow | msgspec.Raw] = []
         failures = _Failures()
         ticket_id_in = joined.ticket_id_in
         output_json = phase.output_json

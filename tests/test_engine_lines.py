@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from batch_ops.cli import main
 from batch_ops.config import DEFAULT_MODELS
-from batch_ops.engine import _encode_lines, _LineParts, _Metas, _pydantic_float
+from batch_ops.engine import _encode_lines, _ledger_line, _LineParts, _Metas
 from batch_ops.ledger import (
     LedgerAppend,
     LedgerLine,
+    LedgerRow,
     TokenCounts,
     Usage,
     _Totals,
@@ -534,7 +535,13 @@ def test_a_lone_surrogate_is_not_kept() -> None:
     )
 )
 def test_a_float_in_a_ledger_line_is_pydantics_text(value: float) -> None:
-    assert _encode_lines([_pydantic_float(value)]) == pydantic_core.to_json(value) + b"\n"
+    row = LedgerRow(
+        "2026-01-01T00:00:00Z", "w", "p", "job-1", None, "c-1", None, "anthropic", "cheap", "m", "batch",
+        1, 2, 3, 4, value, abs(value), 0.0,  "succeeded",
+    )  # fmt: skip
+    expected = LedgerLine.model_validate(msgspec.structs.asdict(row)).model_dump_json()
+    assert _encode_lines([_ledger_line(row)]) == (expected + "\n").encode()
+    assert f'"cost_usd":{pydantic_core.to_json(value).decode()},' in expected
 
 
 def test_the_ascii_pattern_is_the_pattern_on_ascii_text() -> None:
