@@ -202,3 +202,14 @@ def test_a_rebuilt_summary_reads_odd_lines_as_the_model_does(tmp_path: Path) -> 
     assert summary.problem_count == 3 and len(read) == 3
     assert summary.totals()["requests"] == 3
     assert summary.totals()["input_tokens"] == sum(line.input_tokens for line in read)
+
+
+def test_the_msgspec_rows_have_the_models_fields_in_order() -> None:
+    """The rows are written and read as the models' text: a field added to one is added to both."""
+    from batch_ops.engine import _SettledRow
+    from batch_ops.ledger import LedgerRow, TokenCounts
+    from batch_ops.phases.base import SettledResult
+
+    assert LedgerRow.__struct_fields__ == tuple(LedgerLine.model_fields)
+    assert _SettledRow.__struct_fields__ == tuple(SettledResult.model_fields)
+    assert TokenCounts.__struct_fields__ == tuple(Usage.model_fields)
