@@ -187,7 +187,7 @@ class LedgerRow(msgspec.Struct, gc=False):
 _decode_row = msgspec.json.Decoder(LedgerRow).decode
 
 
-def _line_fields(raw: bytes) -> LedgerRow | None:
+def _read_row(raw: bytes) -> LedgerRow | None:
     """A ledger line read by msgspec, or None for the model to read (and, if it must, say what is wrong).
 
     Rebuilding the summary reads every line of the ledger: at 1,000,000 lines, a model per line
@@ -545,7 +545,7 @@ class _Totals:
             lines += acc[0]
         return lines
 
-    def add_line_fields(self, f: LedgerRow) -> None:
+    def add_row(self, f: LedgerRow) -> None:
         key = (f.timestamp[:10], f.workflow, f.phase, f.model_alias, f.model, f.mode, f.status)
         values = (
             f.input_tokens, f.output_tokens, f.cache_creation_input_tokens, f.cache_read_input_tokens,
@@ -710,9 +710,9 @@ def _catch_up(path: Path, summary: LedgerSummary) -> LedgerSummary:
             covered += len(raw)
             if not raw.strip():
                 continue
-            fields = _line_fields(raw)
-            if fields is not None:
-                totals.add_line_fields(fields)
+            row = _read_row(raw)
+            if row is not None:
+                totals.add_row(row)
                 continue
             try:
                 totals.add(LedgerLine.model_validate_json(raw.decode("utf-8", errors="replace")))

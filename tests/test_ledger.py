@@ -14,7 +14,7 @@ from batch_ops.ledger import (
     LedgerProblem,
     LedgerSummary,
     Usage,
-    _line_fields,
+    _read_row,
     append_lines,
     iter_ledger,
     keys_for_batch,
@@ -175,7 +175,7 @@ def _odd_ledger_line(draw: st.DrawFn) -> bytes:
 @given(_odd_ledger_line())
 def test_a_line_the_fast_reader_takes_is_the_models_line(raw: bytes) -> None:
     """The summary's fast reader takes only lines the model takes, and reads the same values."""
-    fields = _line_fields(raw)
+    fields = _read_row(raw)
     if fields is None:
         return
     model = LedgerLine.model_validate_json(raw.decode("utf-8", errors="replace"))
